@@ -1,0 +1,5 @@
+"""Small utilities shared by the kernel's modules."""
+
+from treadle.core.utils.manager import ManagerMeta, ManagerMixin
+
+__all__ = ["ManagerMeta", "ManagerMixin"]

@@ -1,0 +1,1 @@
+"""Example third-party plugin: registers one model lazily and one CLI command."""
