@@ -1,0 +1,31 @@
+"""Storage backends: the abstract interface, the local filesystem and fsspec.
+
+Only :class:`BaseStorageBackend` is imported eagerly; the concrete backends load on first access
+(``from treadle.core.fileio.backends import FsspecBackend`` imports fsspec then).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from treadle.core.fileio.backends.base import BaseStorageBackend
+
+if TYPE_CHECKING:
+    from treadle.core.fileio.backends.fsspec_backend import FsspecBackend
+    from treadle.core.fileio.backends.local import LocalBackend
+
+__all__ = ["BaseStorageBackend", "FsspecBackend", "LocalBackend"]
+
+_LAZY = {
+    "LocalBackend": "treadle.core.fileio.backends.local",
+    "FsspecBackend": "treadle.core.fileio.backends.fsspec_backend",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
