@@ -119,7 +119,7 @@ def test_entry_point_plugin_registers_lazily(site: Path) -> None:
 
 def test_list_records_distribution_version_and_components(site: Path) -> None:
     plugins = plugins_by_name(run_py(LIST_JSON, site))
-    assert list(plugins)[0] == "builtin"
+    assert next(iter(plugins)) == "builtin"
     assert plugins["builtin"]["dist"] == "treadle-core"
     assert plugins["builtin"]["components"]["FILE_BACKENDS"] == ["local"]
     good = plugins["good"]

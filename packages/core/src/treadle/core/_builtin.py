@@ -17,4 +17,6 @@ if TYPE_CHECKING:
 @hookimpl
 def register_components(registries: Registries) -> None:
     """Register core's file backends (more components arrive with the Runner)."""
-    registries.FILE_BACKENDS.register_lazy("local", "treadle.core.fileio.backends.local:LocalBackend")
+    registries.FILE_BACKENDS.register_lazy(
+        "local", "treadle.core.fileio.backends.local:LocalBackend"
+    )

@@ -17,9 +17,34 @@ Where the hooks fire::
     ├── add_cli_commands(subparsers)            ◀ a plugin adds its own ``treadle <cmd>``
     └── add_cli_arguments(command, parser)      ◀ a plugin adds options to a built-in command
     │
-    Runner lifecycle ──────────────────────────────────────────────────────────────────────────
-    (MMEngine's 22 points, ``before_run`` … ``after_run`` and ``on_exception``, are declared in the
-    "Runner lifecycle" section below once the Runner exists; one PluginManager per Runner.)
+    Runner lifecycle (one PluginManager per Runner; ◀ marks a hook point) ────────────────────────
+    runner.train()
+    ├── before_run(runner)                                          ◀
+    ├── (load_from / resume)    after_load_checkpoint(runner, checkpoint)   ◀
+    ├── before_train(runner)                                        ◀
+    │   for epoch in epochs:                 # iteration-based loops: one endless "epoch"
+    │   ├── before_train_epoch(runner)                              ◀
+    │   │   for batch_idx, data_batch in enumerate(train_dataloader):
+    │   │   ├── before_train_iter(runner, batch_idx, data_batch)    ◀
+    │   │   │   outputs = model.train_step(data_batch, optim_wrapper)
+    │   │   └── after_train_iter(runner, batch_idx, data_batch, outputs)  ◀
+    │   ├── after_train_epoch(runner)                               ◀
+    │   │   (every val_interval) runner.val_loop.run():
+    │   │   ├── before_val(runner)                                  ◀
+    │   │   ├── before_val_epoch(runner)                            ◀
+    │   │   │   for batch_idx, data_batch in enumerate(val_dataloader):
+    │   │   │   ├── before_val_iter(runner, batch_idx, data_batch)  ◀
+    │   │   │   │   outputs = model.val_step(data_batch)
+    │   │   │   └── after_val_iter(runner, batch_idx, data_batch, outputs)  ◀
+    │   │   ├── after_val_epoch(runner, metrics)                    ◀
+    │   │   └── after_val(runner)                                   ◀
+    │   └── (CheckpointHook) before_save_checkpoint(runner, checkpoint)  ◀
+    ├── after_train(runner)                                         ◀
+    ├── after_run(runner)                                           ◀
+    └── on any exception: on_exception(runner, exception)           ◀ then re-raised
+
+    runner.test(): before_test ◀, before_test_epoch ◀, before_test_iter ◀ / after_test_iter ◀ per
+    batch, after_test_epoch(runner, metrics) ◀, after_test ◀ (inside before_run/after_run).
 
 Rules of the contract:
 
@@ -27,11 +52,15 @@ Rules of the contract:
   "pkg.module:Class")``) so that discovering a plugin never imports its SDK.
 - A hook that raises while a plugin is being loaded disables that plugin alone; the error is
   reported with the plugin's distribution and version, and the other plugins still load.
+- Lifecycle hooks keep MMEngine's names and argument names, so a ``Hook`` subclass written for
+  MMEngine works unchanged. They return nothing; they act through the ``runner``. They are called
+  in MMEngine's priority order (HIGHEST=0 … LOWEST=100, first registered first among equals), for
+  ``before_*`` and ``after_*`` points alike.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -111,8 +140,422 @@ def add_cli_arguments(command: str, parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------------------------
 # Runner lifecycle (one plugin manager per Runner)
 # ---------------------------------------------------------------------------------------------
-# Declared with the Runner: before_run, after_load_checkpoint, before_train, before_train_epoch,
-# before_train_iter, after_train_iter, after_train_epoch, before_val, before_val_epoch,
-# before_val_iter, after_val_iter, after_val_epoch, after_val, before_save_checkpoint,
-# after_train, before_test, before_test_epoch, before_test_iter, after_test_iter,
-# after_test_epoch, after_test, after_run, on_exception.
+
+# --- Run ---
+
+
+@hookspec
+def before_run(runner: Any) -> None:
+    """Set up what the whole run needs (loggers, trackers, timers).
+
+    When it fires:
+        Before anything else in ``train()``, ``val()`` or ``test()``, after the Runner is built.
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def after_load_checkpoint(runner: Any, checkpoint: dict[str, Any]) -> None:
+    """Inspect or convert a checkpoint that was just read.
+
+    When it fires:
+        After a checkpoint was read for ``load_from`` or ``resume``, before its states are applied.
+
+    Args:
+        runner: The Runner.
+        checkpoint: The checkpoint dict (``meta``, ``state_dict``, ``optimizer``, …).
+
+    On which ranks:
+        Every rank.
+    """
+
+
+# --- Training ---
+
+
+@hookspec
+def before_train(runner: Any) -> None:
+    """Prepare for training (resumed counters are already in place).
+
+    When it fires:
+        Once, before the first training epoch (after resuming).
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def before_train_epoch(runner: Any) -> None:
+    """Prepare for one training epoch (e.g. seed the sampler).
+
+    When it fires:
+        Before each training epoch (once for iteration-based loops).
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def before_train_iter(runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+    """Act before one training step.
+
+    When it fires:
+        Before each training iteration.
+
+    Args:
+        runner: The Runner.
+        batch_idx: Index of the batch within the epoch (within the run for iteration-based loops).
+        data_batch: The batch as the dataloader returned it.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def after_train_iter(
+    runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+) -> None:
+    """Act after one training step (log, schedule, checkpoint).
+
+    When it fires:
+        After each training iteration's optimizer step.
+
+    Args:
+        runner: The Runner.
+        batch_idx: Index of the batch within the epoch (within the run for iteration-based loops).
+        data_batch: The batch as the dataloader returned it.
+        outputs: What the model's ``*_step`` returned (training: the log variables, tensors).
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def after_train_epoch(runner: Any) -> None:
+    """Act at the end of a training epoch.
+
+    When it fires:
+        After each training epoch, before validation of that epoch.
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+# --- Validation ---
+
+
+@hookspec
+def before_val(runner: Any) -> None:
+    """Prepare for a validation run.
+
+    When it fires:
+        When a validation run starts.
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def before_val_epoch(runner: Any) -> None:
+    """Prepare for the validation pass.
+
+    When it fires:
+        Before the validation pass over the dataloader(s).
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def before_val_iter(runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+    """Act before one validation step.
+
+    When it fires:
+        Before each validation iteration.
+
+    Args:
+        runner: The Runner.
+        batch_idx: Index of the batch within the epoch (within the run for iteration-based loops).
+        data_batch: The batch as the dataloader returned it.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def after_val_iter(
+    runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+) -> None:
+    """Act after one validation step.
+
+    When it fires:
+        After each validation iteration.
+
+    Args:
+        runner: The Runner.
+        batch_idx: Index of the batch within the epoch (within the run for iteration-based loops).
+        data_batch: The batch as the dataloader returned it.
+        outputs: What the model's ``*_step`` returned (training: the log variables, tensors).
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def after_val_epoch(runner: Any, metrics: dict[str, Any] | None = None) -> None:
+    """Receive the validation metrics (e.g. keep the best checkpoint).
+
+    When it fires:
+        After the evaluators computed the metrics of the validation pass.
+
+    Args:
+        runner: The Runner.
+        metrics: The evaluation results, ``{name: value}``.
+
+    On which ranks:
+        Every rank; metrics are the same on every rank.
+    """
+
+
+@hookspec
+def after_val(runner: Any) -> None:
+    """Clean up after a validation run.
+
+    When it fires:
+        When a validation run ends.
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+# --- Checkpoints ---
+
+
+@hookspec
+def before_save_checkpoint(runner: Any, checkpoint: dict[str, Any]) -> None:
+    """Add to or change a checkpoint before it is written.
+
+    When it fires:
+        When a checkpoint dict is complete, just before it is written; hooks may add entries.
+
+    Args:
+        runner: The Runner.
+        checkpoint: The checkpoint dict (``meta``, ``state_dict``, ``optimizer``, …).
+
+    On which ranks:
+        Every rank (only rank 0 writes, except sharded strategies).
+    """
+
+
+# --- End of training ---
+
+
+@hookspec
+def after_train(runner: Any) -> None:
+    """Clean up after training.
+
+    When it fires:
+        Once, after the last training epoch or iteration.
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+# --- Test ---
+
+
+@hookspec
+def before_test(runner: Any) -> None:
+    """Prepare for a test run.
+
+    When it fires:
+        When a test run starts.
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def before_test_epoch(runner: Any) -> None:
+    """Prepare for the test pass.
+
+    When it fires:
+        Before the test pass over the dataloader.
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def before_test_iter(runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+    """Act before one test step.
+
+    When it fires:
+        Before each test iteration.
+
+    Args:
+        runner: The Runner.
+        batch_idx: Index of the batch within the epoch (within the run for iteration-based loops).
+        data_batch: The batch as the dataloader returned it.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def after_test_iter(
+    runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+) -> None:
+    """Act after one test step.
+
+    When it fires:
+        After each test iteration.
+
+    Args:
+        runner: The Runner.
+        batch_idx: Index of the batch within the epoch (within the run for iteration-based loops).
+        data_batch: The batch as the dataloader returned it.
+        outputs: What the model's ``*_step`` returned (training: the log variables, tensors).
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def after_test_epoch(runner: Any, metrics: dict[str, Any] | None = None) -> None:
+    """Receive the test metrics.
+
+    When it fires:
+        After the evaluator computed the metrics of the test pass.
+
+    Args:
+        runner: The Runner.
+        metrics: The evaluation results, ``{name: value}``.
+
+    On which ranks:
+        Every rank; metrics are the same on every rank.
+    """
+
+
+@hookspec
+def after_test(runner: Any) -> None:
+    """Clean up after a test run.
+
+    When it fires:
+        When a test run ends.
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+# --- End of run ---
+
+
+@hookspec
+def after_run(runner: Any) -> None:
+    """Release what the run held (files, trackers).
+
+    When it fires:
+        Last thing in ``train()``, ``val()`` or ``test()``, on success.
+
+    Args:
+        runner: The Runner.
+
+    On which ranks:
+        Every rank.
+    """
+
+
+@hookspec
+def on_exception(runner: Any, exception: BaseException) -> None:
+    """React to a failed run (flush logs, mark the tracker run as failed).
+
+    When it fires:
+        When ``train()``, ``val()`` or ``test()`` raises (KeyboardInterrupt included), before the exception propagates. New in treadle; MMEngine has no such point.
+
+    Args:
+        runner: The Runner.
+        exception: The exception that is about to propagate.
+
+    On which ranks:
+        The rank(s) where it was raised.
+    """
+
+
+#: The lifecycle hook points in the order they are declared (MMEngine's order), plus on_exception.
+LIFECYCLE_HOOKS: tuple[str, ...] = (
+    "before_run",
+    "after_load_checkpoint",
+    "before_train",
+    "before_train_epoch",
+    "before_train_iter",
+    "after_train_iter",
+    "after_train_epoch",
+    "before_val",
+    "before_val_epoch",
+    "before_val_iter",
+    "after_val_iter",
+    "after_val_epoch",
+    "after_val",
+    "before_save_checkpoint",
+    "after_train",
+    "before_test",
+    "before_test_epoch",
+    "before_test_iter",
+    "after_test_iter",
+    "after_test_epoch",
+    "after_test",
+    "after_run",
+    "on_exception",
+)
