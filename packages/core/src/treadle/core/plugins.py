@@ -30,7 +30,7 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import pluggy
 
@@ -49,6 +49,7 @@ __all__ = [
     "get_plugin_manager",
     "list_plugins",
     "load_plugins",
+    "loaded_plugins",
     "new_plugin_manager",
     "register_plugin",
 ]
@@ -110,12 +111,26 @@ def _trace_writer(message: str) -> None:
     sys.stderr.write(f"[treadle hooks] {message}")
 
 
-def new_plugin_manager() -> pluggy.PluginManager:
+_PM = TypeVar("_PM", bound=pluggy.PluginManager)
+
+
+@overload
+def new_plugin_manager() -> pluggy.PluginManager: ...
+
+
+@overload
+def new_plugin_manager(manager_class: type[_PM]) -> _PM: ...
+
+
+def new_plugin_manager(manager_class: type[Any] = pluggy.PluginManager) -> Any:
     """Return a fresh plugin manager that knows treadle's hook specifications.
 
     Tracing is switched on when ``TREADLE_TRACE_HOOKS`` is set. Runners build theirs with this.
+
+    Args:
+        manager_class: The class to instantiate, a :class:`pluggy.PluginManager` subclass.
     """
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm = manager_class(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     if _env_flag("TREADLE_TRACE_HOOKS"):
         pm.trace.root.setwriter(_trace_writer)
@@ -334,6 +349,12 @@ def register_plugin(plugin: Any, name: str | None = None) -> PluginInfo:
         if info.status == "failed":
             raise RuntimeError(f"treadle plugin {info.describe()}") from info.exception
         return info
+
+
+def loaded_plugins() -> list[tuple[str, object]]:
+    """Return ``(name, plugin)`` for every loaded plugin, the built-in one first."""
+    pm = load_plugins()
+    return [(name, plugin) for name, plugin in pm.list_name_plugin() if plugin is not None]
 
 
 def list_plugins() -> list[PluginInfo]:

@@ -1,0 +1,119 @@
+"""The Runner's plugin manager: lifecycle hooks called through pluggy in MMEngine's order.
+
+Each Runner owns one :class:`RunnerHookManager`. It accepts three kinds of hook:
+
+- :class:`~treadle.core.hooks.Hook` subclasses written the MMEngine way: exactly the points the
+  subclass overrides become hook implementations (see
+  :func:`~treadle.core.hooks.hook.implemented_points`), so the base class registers nothing;
+- any object or module with ``@hookimpl``-decorated lifecycle functions (discovered plugins too);
+- both carry a priority: the ``priority`` attribute, a name or a number (``NORMAL`` by default).
+
+pluggy calls the implementation registered last first, so hooks are (re-)registered in descending
+``(priority, insertion index)`` order: the call order is ascending priority, first come first among
+equals, for ``before_*`` and ``after_*`` points alike (MMEngine's rule).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from treadle.core.hooks.hook import POINTS, Hook, get_priority, implemented_points
+from treadle.core.hookspecs import LIFECYCLE_HOOKS
+from treadle.core.plugins import new_plugin_manager
+
+_LIFECYCLE = frozenset(LIFECYCLE_HOOKS)
+_IMPL_OPTS: pluggy.HookimplOpts = {
+    "wrapper": False,
+    "hookwrapper": False,
+    "optionalhook": False,
+    "tryfirst": False,
+    "trylast": False,
+    "specname": None,
+}
+
+
+class _Manager(pluggy.PluginManager):
+    """Treats a Hook subclass's overridden lifecycle methods as implementations."""
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if (
+            opts is None
+            and isinstance(plugin, Hook)
+            and name in _LIFECYCLE
+            and name in _implemented(plugin)
+        ):
+            return dict(_IMPL_OPTS)  # type: ignore[return-value]
+        return opts
+
+
+_points_cache: dict[type, frozenset[str]] = {}
+
+
+def _implemented(hook: Hook) -> frozenset[str]:
+    cls = type(hook)
+    points = _points_cache.get(cls)
+    if points is None:
+        points = _points_cache[cls] = frozenset(implemented_points(hook, POINTS))
+    return points
+
+
+class RunnerHookManager:
+    """The hooks of one Runner, called in priority order.
+
+    Attributes:
+        hook: pluggy's hook relay: ``manager.hook.after_train_iter(runner=…, …)``.
+    """
+
+    def __init__(self) -> None:
+        self._pm: pluggy.PluginManager = new_plugin_manager(_Manager)
+        self.hook = self._pm.hook
+        self._entries: list[tuple[int, int, object]] = []  # (priority, index, hook)
+        self._next_index = 0
+
+    def register(self, hook: object, priority: int | str | None = None) -> None:
+        """Add ``hook`` with ``priority`` (default: its ``priority`` attribute, else NORMAL).
+
+        Raises:
+            ValueError: When ``hook`` is already registered, or its priority is invalid.
+            TypeError: When ``hook`` implements no lifecycle point.
+        """
+        if any(entry is hook for _, _, entry in self._entries):
+            raise ValueError(f"hook {hook!r} is registered twice")
+        if not implemented_points(hook, POINTS) and not _has_hookimpls(hook):
+            raise TypeError(
+                f"{type(hook).__name__} implements no lifecycle point; a hook overrides at least "
+                f"one of: {', '.join(POINTS)}"
+            )
+        value = priority if priority is not None else getattr(hook, "priority", "NORMAL")
+        number = get_priority(value)
+        if isinstance(hook, Hook):
+            hook.priority = value  # MMEngine keeps the resolved priority on the hook
+        self._entries.append((number, self._next_index, hook))
+        self._next_index += 1
+        self._reregister()
+
+    def _reregister(self) -> None:
+        for _, _, hook in self._entries:
+            if self._pm.is_registered(hook):
+                self._pm.unregister(hook)
+        for _, index, hook in sorted(self._entries, reverse=True, key=lambda e: e[:2]):
+            self._pm.register(hook, name=f"{type(hook).__name__}#{index}")
+
+    @property
+    def hooks(self) -> list[object]:
+        """The hooks in call order."""
+        return [hook for _, _, hook in sorted(self._entries, key=lambda e: e[:2])]
+
+    def priorities(self) -> list[tuple[int, object]]:
+        """``(priority, hook)`` in call order."""
+        return [(number, hook) for number, _, hook in sorted(self._entries, key=lambda e: e[:2])]
+
+
+def _has_hookimpls(obj: object) -> bool:
+    return any(
+        getattr(getattr(obj, name, None), "treadle_impl", None) is not None
+        for name in LIFECYCLE_HOOKS
+    )
