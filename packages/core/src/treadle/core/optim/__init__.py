@@ -1,0 +1,155 @@
+"""Optimization: optimizer wrappers, their constructors, and parameter schedulers.
+
+MMEngine's ``mmengine.optim`` names. They are imported on first access:
+``import treadle.core.optim`` alone imports neither torch nor the submodules, so the light
+``components`` modules below it can be read at plugin discovery; ``from treadle.core.optim import
+OptimWrapper`` imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from treadle.core.optim.optimizer import (
+        AmpOptimWrapper,
+        BaseOptimWrapper,
+        DefaultOptimWrapperConstructor,
+        OptimWrapper,
+        OptimWrapperDict,
+        build_optim_wrapper,
+    )
+    from treadle.core.optim.scheduler import (
+        INF,
+        ConstantLR,
+        ConstantMomentum,
+        ConstantParamScheduler,
+        CosineAnnealingLR,
+        CosineAnnealingMomentum,
+        CosineAnnealingParamScheduler,
+        CosineRestartLR,
+        CosineRestartMomentum,
+        CosineRestartParamScheduler,
+        ExponentialLR,
+        ExponentialMomentum,
+        ExponentialParamScheduler,
+        LinearLR,
+        LinearMomentum,
+        LinearParamScheduler,
+        LRSchedulerMixin,
+        MomentumSchedulerMixin,
+        MultiStepLR,
+        MultiStepMomentum,
+        MultiStepParamScheduler,
+        OneCycleLR,
+        OneCycleParamScheduler,
+        OptimizerLike,
+        ParamScheduler,
+        PolyLR,
+        PolyMomentum,
+        PolyParamScheduler,
+        ReduceOnPlateauLR,
+        ReduceOnPlateauMomentum,
+        ReduceOnPlateauParamScheduler,
+        StepLR,
+        StepMomentum,
+        StepParamScheduler,
+        _ParamScheduler,
+    )
+    from treadle.core.registry import (
+        OPTIM_WRAPPER_CONSTRUCTORS,
+        OPTIM_WRAPPERS,
+        OPTIMIZERS,
+    )
+
+__all__ = [
+    "INF",
+    "OPTIMIZERS",
+    "OPTIM_WRAPPERS",
+    "OPTIM_WRAPPER_CONSTRUCTORS",
+    "AmpOptimWrapper",
+    "BaseOptimWrapper",
+    "ConstantLR",
+    "ConstantMomentum",
+    "ConstantParamScheduler",
+    "CosineAnnealingLR",
+    "CosineAnnealingMomentum",
+    "CosineAnnealingParamScheduler",
+    "CosineRestartLR",
+    "CosineRestartMomentum",
+    "CosineRestartParamScheduler",
+    "DefaultOptimWrapperConstructor",
+    "ExponentialLR",
+    "ExponentialMomentum",
+    "ExponentialParamScheduler",
+    "LRSchedulerMixin",
+    "LinearLR",
+    "LinearMomentum",
+    "LinearParamScheduler",
+    "MomentumSchedulerMixin",
+    "MultiStepLR",
+    "MultiStepMomentum",
+    "MultiStepParamScheduler",
+    "OneCycleLR",
+    "OneCycleParamScheduler",
+    "OptimWrapper",
+    "OptimWrapperDict",
+    "OptimizerLike",
+    "ParamScheduler",
+    "PolyLR",
+    "PolyMomentum",
+    "PolyParamScheduler",
+    "ReduceOnPlateauLR",
+    "ReduceOnPlateauMomentum",
+    "ReduceOnPlateauParamScheduler",
+    "StepLR",
+    "StepMomentum",
+    "StepParamScheduler",
+    "_ParamScheduler",
+    "build_optim_wrapper",
+]
+
+_OPTIMIZER = "treadle.core.optim.optimizer"
+_SCHEDULER = "treadle.core.optim.scheduler"
+_REGISTRY = "treadle.core.registry"
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "AmpOptimWrapper",
+            "BaseOptimWrapper",
+            "DefaultOptimWrapperConstructor",
+            "OptimWrapper",
+            "OptimWrapperDict",
+            "build_optim_wrapper",
+        ),
+        _OPTIMIZER,
+    ),
+    **dict.fromkeys(
+        (
+            "OPTIMIZERS",
+            "OPTIM_WRAPPERS",
+            "OPTIM_WRAPPER_CONSTRUCTORS",
+        ),
+        _REGISTRY,
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        if name.startswith("__"):
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        # Scheduler names: whatever treadle.core.optim.scheduler exports (it imports no torch).
+        scheduler = importlib.import_module(_SCHEDULER)
+        if name not in scheduler.__all__:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        module = _SCHEDULER
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
