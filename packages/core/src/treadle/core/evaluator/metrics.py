@@ -1,0 +1,137 @@
+"""Ready-made metrics: :class:`Accuracy` (single-label classification, after mmpretrain's)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from treadle.core.evaluator.metric import BaseMetric
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Accuracy(BaseMetric):
+    """Top-k accuracy of single-label classification, in percent (mmpretrain's ``Accuracy``).
+
+    A sample counts as correct at top-``k`` when its ground-truth class is among the ``k``
+    highest scores. Ties are broken by class index: among classes with equal scores the lower
+    index ranks first (a stable descending sort), so the result does not depend on the
+    device or on ``torch.topk``'s tie order.
+
+    Each data sample (a dict, or a data element converted by the Evaluator) must hold:
+
+    - ``gt_label``: the true class: an ``int``, or a one-element tensor/array/sequence;
+    - and either ``pred_score``: the class scores, a tensor/array/sequence of ``C`` numbers
+      (logits or probabilities: only their order matters),
+    - or ``pred_label``: the predicted class (``int`` or one element). With labels only, just
+      ``top1`` is computed, whatever ``topk`` says (as mmpretrain).
+
+    ``gt_label``/``pred_label`` may also be mappings with a ``"label"`` key (old mmcls style).
+
+    Results are ``{"top1": 93.5, "top5": 99.0}`` before the prefix (``"accuracy/top1"`` with the
+    default prefix). mmpretrain's ``thrs`` (score thresholds) is not supported.
+
+    Args:
+        topk: One ``k`` or several; each must be at least 1 and at most the number of classes.
+        collect_device: See :class:`~treadle.core.evaluator.BaseMetric`.
+        prefix: Metric name prefix; ``"accuracy"`` by default.
+
+    Raises:
+        ValueError: ``topk`` is empty or holds something other than positive ints.
+    """
+
+    default_prefix: ClassVar[str | None] = "accuracy"
+
+    def __init__(
+        self,
+        topk: int | Sequence[int] = (1,),
+        collect_device: str = "cpu",
+        prefix: str | None = None,
+    ) -> None:
+        ks = (topk,) if isinstance(topk, int) else tuple(topk)
+        if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+            raise ValueError(
+                f"topk must be a positive int or a non-empty sequence of them, got {topk!r}"
+            )
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.topk: tuple[int, ...] = ks
+
+    def process(self, data_batch: Any, data_samples: Sequence[dict[str, Any]]) -> None:
+        """Keep each sample's ``pred_score`` (or ``pred_label``) and ``gt_label`` on the CPU."""
+        for index, sample in enumerate(data_samples):
+            if not isinstance(sample, Mapping) or "gt_label" not in sample:
+                keys = sorted(sample) if isinstance(sample, Mapping) else type(sample).__name__
+                raise ValueError(
+                    f"Accuracy needs 'gt_label' and 'pred_score' or 'pred_label' in each data "
+                    f"sample; data_samples[{index}] has {keys}"
+                )
+            result = {"gt_label": _label(sample["gt_label"], "gt_label")}
+            if "pred_score" in sample:
+                result["pred_score"] = _as_tensor(sample["pred_score"]).reshape(-1).float()
+            elif "pred_label" in sample:
+                result["pred_label"] = _label(sample["pred_label"], "pred_label")
+            else:
+                raise ValueError(
+                    f"Accuracy needs 'pred_score' or 'pred_label' in each data sample; "
+                    f"data_samples[{index}] has {sorted(sample)}"
+                )
+            self.results.append(result)
+
+    def compute_metrics(self, results: list[Any]) -> dict[str, Any]:
+        """Top-k accuracies in percent, keyed ``top{k}``."""
+        import torch
+
+        if not results:
+            raise ValueError("Accuracy has no results to compute on (empty validation set?)")
+        target = torch.cat([r["gt_label"] for r in results])
+        num = int(target.numel())
+        if all("pred_score" in r for r in results):
+            sizes = {int(r["pred_score"].numel()) for r in results}
+            if len(sizes) != 1:
+                raise ValueError(
+                    f"pred_score must have the same length for every sample, got {sorted(sizes)}"
+                )
+            num_classes = sizes.pop()
+            maxk = max(self.topk)
+            if maxk > num_classes:
+                raise ValueError(
+                    f"Top-{maxk} accuracy is unavailable since the number of categories is "
+                    f"{num_classes}. Please check topk of Accuracy in the val_evaluator and "
+                    "test_evaluator fields of your config."
+                )
+            scores = torch.stack([r["pred_score"] for r in results])
+            ranked = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :maxk]
+            hits = ranked == target.unsqueeze(1)
+            return {f"top{k}": 100.0 * int(hits[:, :k].any(dim=1).sum()) / num for k in self.topk}
+        if all("pred_label" in r for r in results):
+            pred = torch.cat([r["pred_label"] for r in results])
+            return {"top1": 100.0 * int((pred == target).sum()) / num}
+        raise ValueError(
+            "Accuracy needs the same kind of prediction for every sample: some have "
+            "'pred_score' and others only 'pred_label'"
+        )
+
+    def __repr__(self) -> str:
+        return f"Accuracy(topk={self.topk}, prefix={self.prefix!r})"
+
+
+def _as_tensor(value: Any) -> torch.Tensor:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    return torch.as_tensor(value)
+
+
+def _label(value: Any, key: str) -> torch.Tensor:
+    """One class index as a 1-element int64 CPU tensor."""
+    if isinstance(value, Mapping):
+        value = value["label"]
+    label = _as_tensor(value).reshape(-1)
+    if label.numel() != 1:
+        raise ValueError(
+            f"Accuracy is for single-label classification: {key} must hold one class index, "
+            f"got {label.numel()} values"
+        )
+    return label.long()
