@@ -1,0 +1,242 @@
+"""``BaseModel``: the model interface the loops drive (MMEngine's ``mmengine.model.BaseModel``).
+
+A subclass implements :meth:`BaseModel.forward` with three modes; the loops call
+:meth:`~BaseModel.train_step`, :meth:`~BaseModel.val_step` and :meth:`~BaseModel.test_step`::
+
+    train_step(data, optim_wrapper):
+        with optim_wrapper.optim_context(model):      # autocast, no_sync when accumulating
+            data = model.data_preprocessor(data, True)
+            losses = model(**data, mode="loss")       # or model(*data, ...) for a list/tuple
+        loss, log_vars = model.parse_losses(losses)
+        optim_wrapper.update_params(loss)             # backward, step, zero_grad
+        return log_vars                               # detached tensors, no host sync
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+from torch import nn
+
+from treadle.core.model.base_module import BaseModule
+from treadle.core.model.data_preprocessor import BaseDataPreprocessor
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+__all__ = ["BaseModel", "OptimWrapperLike"]
+
+
+class OptimWrapperLike(Protocol):
+    """What :meth:`BaseModel.train_step` needs from an optimizer wrapper."""
+
+    def optim_context(self, model: nn.Module) -> AbstractContextManager[Any]:
+        """Context for the forward pass (autocast, gradient-sync control)."""
+        ...
+
+    def update_params(self, loss: torch.Tensor) -> None:
+        """Backward ``loss`` and step the optimizer."""
+        ...
+
+
+class BaseModel(BaseModule):
+    """Base class of the models the Runner trains.
+
+    Implement :meth:`forward`; :meth:`train_step` preprocesses the batch, runs
+    ``forward(mode="loss")``, sums the losses with :meth:`parse_losses` and updates the
+    parameters through the optimizer wrapper.
+
+    Args:
+        data_preprocessor: A module, or a config built through ``MODELS``; default
+            :class:`BaseDataPreprocessor` (moves the batch to the model's device).
+        init_cfg: Weight initialisation config (see :class:`BaseModule`).
+
+    Raises:
+        TypeError: ``data_preprocessor`` is neither a dict nor an ``nn.Module``.
+
+    Example:
+        >>> class Net(BaseModel):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc = nn.Linear(4, 2)
+        ...     def forward(self, inputs, data_samples=None, mode="tensor"):
+        ...         out = self.fc(inputs)
+        ...         if mode == "loss":
+        ...             return {"loss": nn.functional.cross_entropy(out, data_samples)}
+        ...         return out.argmax(1) if mode == "predict" else out
+    """
+
+    def __init__(
+        self,
+        data_preprocessor: dict[str, Any] | nn.Module | None = None,
+        init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(init_cfg)
+        if data_preprocessor is None:
+            # What MODELS.build(dict(type="BaseDataPreprocessor")) gives, without a registry trip.
+            self.data_preprocessor: nn.Module = BaseDataPreprocessor()
+        elif isinstance(data_preprocessor, nn.Module):
+            self.data_preprocessor = data_preprocessor
+        elif isinstance(data_preprocessor, dict):
+            from treadle.core.registry import MODELS
+
+            self.data_preprocessor = MODELS.build(data_preprocessor)
+        else:
+            raise TypeError(
+                "data_preprocessor must be a dict or an nn.Module instance, but got "
+                f"{type(data_preprocessor)}"
+            )
+
+    # -----------------------------------------------------------------------------------------
+    # Steps
+    # -----------------------------------------------------------------------------------------
+
+    def train_step(
+        self, data: dict[str, Any] | tuple[Any, ...] | list[Any], optim_wrapper: OptimWrapperLike
+    ) -> dict[str, torch.Tensor]:
+        """One training step: preprocess, ``forward(mode="loss")``, parse losses, update.
+
+        Args:
+            data: A batch from the dataloader.
+            optim_wrapper: The optimizer wrapper (``optim_context`` and ``update_params``).
+
+        Returns:
+            The log variables from :meth:`parse_losses`: detached tensors, ``"loss"`` first.
+        """
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode="loss")
+        loss, log_vars = self.parse_losses(losses)
+        optim_wrapper.update_params(loss)
+        return log_vars
+
+    def val_step(self, data: dict[str, Any] | tuple[Any, ...] | list[Any]) -> Any:
+        """Preprocess ``data`` and return ``forward(mode="predict")`` (predictions for metrics)."""
+        data = self.data_preprocessor(data, False)
+        return self._run_forward(data, mode="predict")
+
+    def test_step(self, data: dict[str, Any] | tuple[Any, ...] | list[Any]) -> Any:
+        """Same as :meth:`val_step`."""
+        data = self.data_preprocessor(data, False)
+        return self._run_forward(data, mode="predict")
+
+    def parse_losses(
+        self, losses: dict[str, torch.Tensor | list[torch.Tensor]]
+    ) -> tuple[torch.Tensor, OrderedDict[str, torch.Tensor]]:
+        """Sum the losses and collect what to log.
+
+        Every value is reduced to its mean (a list of tensors to the sum of their means); the
+        loss is the sum of the entries whose key contains ``"loss"``.
+
+        Args:
+            losses: ``forward(mode="loss")``'s output: names to tensors or lists of tensors.
+
+        Returns:
+            ``(loss, log_vars)``: the loss to backpropagate (with its graph), and an ordered
+            dict of detached tensors, ``"loss"`` first, then every entry in order. No value is
+            moved to the host here, so logging decides when to sync.
+
+        Raises:
+            TypeError: ``losses`` is not a mapping, or a value is neither a tensor nor a
+                non-empty list of tensors (the message names the key).
+            ValueError: No key contains ``"loss"``.
+        """
+        if not isinstance(losses, dict):
+            raise TypeError(
+                f'forward(mode="loss") must return a dict of losses, but got {type(losses)}'
+            )
+        reduced: list[tuple[str, torch.Tensor]] = []
+        for name, value in losses.items():
+            if isinstance(value, torch.Tensor):
+                reduced.append((name, value.mean()))
+            elif (
+                isinstance(value, (list, tuple))
+                and value
+                and all(isinstance(v, torch.Tensor) for v in value)
+            ):
+                total = value[0].mean()
+                for item in value[1:]:
+                    total = total + item.mean()
+                reduced.append((name, total))
+            else:
+                raise TypeError(
+                    f"losses[{name!r}] must be a tensor or a non-empty list of tensors, but got "
+                    f"{type(value).__name__}"
+                )
+        parts = [value for name, value in reduced if "loss" in name]
+        if not parts:
+            raise ValueError(
+                f"no key of the losses contains 'loss', so there is nothing to optimise; got keys "
+                f"{[name for name, _ in reduced]}"
+            )
+        loss = parts[0]
+        for part in parts[1:]:
+            loss = loss + part
+        log_vars: OrderedDict[str, torch.Tensor] = OrderedDict(loss=loss.detach())
+        for name, value in reduced:
+            log_vars[name] = value.detach()
+        return loss, log_vars
+
+    def _run_forward(self, data: dict[str, Any] | tuple[Any, ...] | list[Any], mode: str) -> Any:
+        """Call ``self(**data, mode=mode)`` for a dict, ``self(*data, mode=mode)`` for a sequence.
+
+        Raises:
+            TypeError: The preprocessed data is neither.
+        """
+        if isinstance(data, dict):
+            return self(**data, mode=mode)
+        if isinstance(data, (list, tuple)):
+            return self(*data, mode=mode)
+        raise TypeError(
+            f"the output of data_preprocessor must be a dict, list or tuple, but got {type(data)}"
+        )
+
+    @abstractmethod
+    def forward(
+        self, inputs: torch.Tensor, data_samples: list[Any] | None = None, mode: str = "tensor"
+    ) -> Any:
+        """Compute losses, predictions or raw outputs.
+
+        Args:
+            inputs: The batch from :attr:`data_preprocessor`.
+            data_samples: Annotations of the batch.
+            mode: ``"loss"`` (from :meth:`train_step`: a dict of losses), ``"predict"`` (from
+                :meth:`val_step`/:meth:`test_step`: a list of results for the evaluator) or
+                ``"tensor"`` (a tensor, tuple or dict of tensors, for custom use).
+        """
+
+    # -----------------------------------------------------------------------------------------
+    # Device moves also move the data preprocessors' target device
+    # -----------------------------------------------------------------------------------------
+
+    def _set_device(self, device: torch.device) -> None:
+        """Set the target device of every :class:`BaseDataPreprocessor` inside the model."""
+        for module in self.modules():
+            if isinstance(module, BaseDataPreprocessor):
+                module._set_device(device)
+
+    def to(self, *args: Any, **kwargs: Any) -> BaseModel:
+        """``nn.Module.to`` that also points the data preprocessors at the new device."""
+        device = torch._C._nn._parse_to(*args, **kwargs)[0]
+        if device is not None:
+            self._set_device(torch.device(device))
+        return super().to(*args, **kwargs)
+
+    def cuda(self, device: int | str | torch.device | None = None) -> BaseModel:
+        """``nn.Module.cuda`` that also points the data preprocessors at the device."""
+        if device is None:
+            target = torch.device("cuda")
+        elif isinstance(device, int):
+            target = torch.device("cuda", device)
+        else:
+            target = torch.device(device)
+        self._set_device(target)
+        return super().cuda(target)
+
+    def cpu(self) -> BaseModel:
+        """``nn.Module.cpu`` that also points the data preprocessors at the CPU."""
+        self._set_device(torch.device("cpu"))
+        return super().cpu()

@@ -1,0 +1,239 @@
+"""Model helpers: batch stacking with padding, dict merging, model-wrapper detection, SyncBN
+conversion and a finder for parameters left out of the graph (MMEngine's ``mmengine.model.utils``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from treadle.core.logging import print_log
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from treadle.core.registry import Registry
+
+__all__ = [
+    "convert_sync_batchnorm",
+    "detect_anomalous_params",
+    "is_model_wrapper",
+    "merge_dict",
+    "revert_sync_batchnorm",
+    "stack_batch",
+]
+
+
+def stack_batch(
+    tensor_list: Sequence[torch.Tensor], pad_size_divisor: int = 1, pad_value: float = 0
+) -> torch.Tensor:
+    """Stack tensors of one rank into a batch, padding them at the end of every dimension but the
+    first (the channels) to the largest size in the batch, rounded up to ``pad_size_divisor``.
+
+    The padding goes right/bottom (after the data), as MMEngine's ``stack_batch`` does; when no
+    tensor needs padding they are stacked as they are.
+
+    Args:
+        tensor_list: The tensors, all with the same number of dimensions.
+        pad_size_divisor: Every padded dimension (all but the first) becomes a multiple of it.
+        pad_value: The value written into the padding.
+
+    Returns:
+        A tensor of shape ``(len(tensor_list), C, *max_sizes)``.
+
+    Raises:
+        TypeError: ``tensor_list`` is not a list or tuple of tensors.
+        ValueError: It is empty, the tensors differ in rank, or ``pad_size_divisor`` is not a
+            positive integer.
+    """
+    if not isinstance(tensor_list, (list, tuple)):
+        raise TypeError(f"tensor_list must be a list of tensors, but got {type(tensor_list)}")
+    if not tensor_list:
+        raise ValueError("tensor_list must not be empty")
+    if not all(isinstance(t, torch.Tensor) for t in tensor_list):
+        kinds = sorted({type(t).__name__ for t in tensor_list})
+        raise TypeError(f"tensor_list must hold only tensors, but got {kinds}")
+    if isinstance(pad_size_divisor, bool) or not isinstance(pad_size_divisor, int):
+        raise TypeError(f"pad_size_divisor must be an int, but got {type(pad_size_divisor)}")
+    if pad_size_divisor < 1:
+        raise ValueError(f"pad_size_divisor must be >= 1, but got {pad_size_divisor}")
+    ranks = [t.dim() for t in tensor_list]
+    if len(set(ranks)) != 1:
+        raise ValueError(
+            f"all tensors in tensor_list must have the same number of dimensions, but got {ranks}"
+        )
+    shapes = [tuple(t.shape) for t in tensor_list]
+    ndim = ranks[0]
+    # The first dimension (channels) is never padded; every other one is padded to the largest
+    # size in the batch, rounded up to a multiple of pad_size_divisor.
+    targets = [max(s[d] for s in shapes) for d in range(ndim)]
+    for d in range(1, ndim):
+        targets[d] = -(-targets[d] // pad_size_divisor) * pad_size_divisor
+    if all(s[1:] == tuple(targets[1:]) for s in shapes):
+        return torch.stack(list(tensor_list))
+    padded = []
+    for tensor, shape in zip(tensor_list, shapes, strict=True):
+        # F.pad takes (left, right) pairs from the last dimension backwards; pad only "right".
+        pad: list[int] = []
+        for d in range(ndim - 1, 0, -1):
+            pad += [0, targets[d] - shape[d]]
+        padded.append(F.pad(tensor, pad, value=pad_value) if any(pad) else tensor)
+    return torch.stack(padded)
+
+
+def merge_dict(*args: dict[str, Any]) -> dict[str, Any]:
+    """Merge dicts into a new one (later ones win), a ``torch.fx``-friendly ``dict.update``.
+
+    Models traced with ``torch.fx.symbolic_trace`` cannot call ``dict.update``; this function is
+    wrapped with ``torch.fx.wrap`` so tracing keeps it as a leaf call.
+
+    Raises:
+        TypeError: An argument is not a dict.
+    """
+    merged: dict[str, Any] = {}
+    for i, item in enumerate(args):
+        if not isinstance(item, dict):
+            raise TypeError(f"merge_dict arguments must be dicts, but argument {i} is {type(item)}")
+        merged.update(item)
+    return merged
+
+
+# torch.fx keeps calls to wrapped functions as leaves when tracing (wrap must run at module level).
+torch.fx.wrap("merge_dict")
+
+
+def detect_anomalous_params(loss: torch.Tensor, model: nn.Module) -> None:
+    """Log (at ERROR level) every trainable parameter of ``model`` that ``loss`` does not use.
+
+    Useful to find the parameters that make DDP complain about unused parameters.
+    """
+    in_graph: set[torch.Tensor] = set()
+    seen: set[Any] = set()
+    stack = [loss.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        variable = getattr(fn, "variable", None)
+        if variable is not None:
+            in_graph.add(variable)
+        stack.extend(parent for parent, _ in fn.next_functions)
+    for name, param in model.named_parameters():
+        if param.requires_grad and param not in in_graph:
+            print_log(
+                f"{name} with shape {param.size()} is not in the computational graph \n",
+                logger="current",
+                level=logging.ERROR,
+            )
+
+
+def _registered_wrapper(cls: type, registry: Registry) -> bool:
+    lazy = registry.lazy_targets
+    names = {f"{c.__module__}:{c.__qualname__}" for c in cls.__mro__}
+    for key in registry.keys():  # noqa: SIM118 (a Registry is not iterable)
+        if key in lazy:
+            if lazy[key] in names:
+                return True
+            continue
+        obj = registry.get(key)
+        if isinstance(obj, type) and issubclass(cls, obj):
+            return True
+    return any(_registered_wrapper(cls, child) for child in registry.children.values())
+
+
+def is_model_wrapper(model: object) -> bool:
+    """Whether ``model`` is a model wrapper (DDP, DataParallel, or a class in ``MODEL_WRAPPERS``).
+
+    Lazily registered wrappers are recognised by their import path, without importing them.
+    """
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        return True
+    from treadle.core.registry import MODEL_WRAPPERS
+
+    return _registered_wrapper(type(model), MODEL_WRAPPERS)
+
+
+class _BatchNormXd(nn.modules.batchnorm._BatchNorm):
+    """A BatchNorm that accepts inputs of any rank (what SyncBN layers turn back into)."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        return
+
+
+def _copy_bn_state(
+    src: nn.modules.batchnorm._BatchNorm, dst: nn.modules.batchnorm._BatchNorm
+) -> None:
+    if src.affine:
+        with torch.no_grad():
+            dst.weight = src.weight
+            dst.bias = src.bias
+    dst.running_mean = src.running_mean
+    dst.running_var = src.running_var
+    dst.num_batches_tracked = src.num_batches_tracked
+    dst.training = src.training
+    if hasattr(src, "qconfig"):
+        dst.qconfig = src.qconfig
+
+
+def revert_sync_batchnorm(module: nn.Module) -> nn.Module:
+    """Turn every ``torch.nn.SyncBatchNorm`` in ``module`` into a plain BatchNorm (any rank).
+
+    Returns:
+        The converted module (``module`` itself unless it is a SyncBatchNorm).
+    """
+    output = module
+    if isinstance(module, nn.SyncBatchNorm):
+        output = _BatchNormXd(
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+        )
+        _copy_bn_state(module, output)
+    for name, child in module.named_children():
+        try:
+            output.add_module(name, revert_sync_batchnorm(child))
+        except Exception:
+            print_log(
+                f"Failed to convert {child} from SyncBN to BN!",
+                logger="current",
+                level=logging.WARNING,
+            )
+    return output
+
+
+def convert_sync_batchnorm(module: nn.Module, implementation: str = "torch") -> nn.Module:
+    """Turn every BatchNorm in ``module`` into ``torch.nn.SyncBatchNorm``.
+
+    Args:
+        module: The module to convert.
+        implementation: Only ``"torch"`` (MMEngine's ``"mmcv"`` needs mmcv, which treadle does
+            not support).
+
+    Returns:
+        The converted module (``module`` itself unless it is a BatchNorm).
+
+    Raises:
+        ValueError: ``implementation`` is not ``"torch"``.
+    """
+    if implementation != "torch":
+        raise ValueError(f'implementation must be "torch", but got {implementation!r}')
+    output = module
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        output = nn.SyncBatchNorm(
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+        )
+        _copy_bn_state(module, output)
+    for name, child in module.named_children():
+        output.add_module(name, convert_sync_batchnorm(child, implementation))
+    return output
