@@ -1,0 +1,81 @@
+"""Small helpers shared by the built-in hooks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+#: Metric names (or parts of names) where larger is better, MMEngine's defaults.
+DEFAULT_GREATER_KEYS: tuple[str, ...] = (
+    "acc",
+    "top",
+    "AR@",
+    "auc",
+    "precision",
+    "mAP",
+    "mDice",
+    "mIoU",
+    "mAcc",
+    "aAcc",
+)
+#: Metric names (or parts of names) where smaller is better, MMEngine's defaults.
+DEFAULT_LESS_KEYS: tuple[str, ...] = ("loss",)
+
+
+def infer_rule(key: str, greater_keys: Iterable[str], less_keys: Iterable[str]) -> str | None:
+    """Guess whether a metric improves by growing (``'greater'``) or shrinking (``'less'``).
+
+    MMEngine's order, case-insensitive: an exact match in ``greater_keys``, then in
+    ``less_keys``, then a ``greater_keys`` entry contained in ``key``, then a ``less_keys`` one.
+
+    Returns:
+        ``'greater'``, ``'less'``, or ``None`` when nothing matches.
+    """
+    key_lc = key.lower()
+    greater = {k.lower() for k in greater_keys}
+    less = {k.lower() for k in less_keys}
+    if key_lc in greater:
+        return "greater"
+    if key_lc in less:
+        return "less"
+    if any(k in key_lc for k in greater):
+        return "greater"
+    if any(k in key_lc for k in less):
+        return "less"
+    return None
+
+
+def is_main_process(runner: Any) -> bool:
+    """Whether this process is rank 0 (MMEngine's ``is_main_process``, asked of the runner)."""
+    return bool(getattr(runner, "rank", 0) == 0)
+
+
+def train_loop_built(runner: Any) -> bool:
+    """Whether the runner's train loop exists, without building it.
+
+    MMEngine's Runner builds its train loop lazily on first access of ``train_loop`` /
+    ``epoch`` / ``iter``; a hook that only wants a step number during a val/test-only run must not
+    trigger that. A runner without the private ``_train_loop`` attribute is asked directly.
+    """
+    if not hasattr(runner, "_train_loop"):
+        return True
+    from collections.abc import Mapping
+
+    loop = runner._train_loop
+    return loop is not None and not isinstance(loop, Mapping)
+
+
+def check_bool(value: object, name: str) -> None:
+    """Raise ``TypeError`` naming ``name`` unless ``value`` is a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, but got {type(value).__name__} {value!r}")
+
+
+def check_int(value: object, name: str, minimum: int | None = None) -> None:
+    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` is an int ≥ ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, but got {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, but got {value}")

@@ -1,0 +1,232 @@
+"""``LoggerHook``: writes the LogProcessor's lines and scalars at logging intervals (MMEngine's
+hook)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from treadle.core.hooks._utils import check_bool, check_int, train_loop_built
+from treadle.core.hooks.hook import DATA_BATCH, Hook
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["LoggerHook"]
+
+
+class LoggerHook(Hook):
+    """Logs training, validation and test progress through the runner's log processor.
+
+    Every ``interval`` iterations (within the epoch) it asks
+    ``runner.log_processor.get_log_after_iter(runner, batch_idx, mode)`` for ``(tag, log_str)``,
+    writes ``log_str`` to ``runner.logger`` and, in training, hands ``tag`` to
+    ``runner.visualizer.add_scalars(tag, step=runner.iter + 1, file_path=...)``. This is the one
+    place per interval where the logged tensors become numbers (a host sync). After each
+    validation/test pass it logs ``get_log_after_epoch``; test results are also dumped to
+    ``<log_dir>/<timestamp>.json``. After the run it closes the visualizer and, with ``out_dir``,
+    copies the log files to ``out_dir/<basename of work_dir>``.
+
+    Args:
+        interval: Log every ``interval`` iterations.
+        ignore_last: Skip the log of the last iterations of an epoch when fewer than ``interval``
+            remain (unless the epoch is shorter than ``interval``).
+        interval_exp_name: Log ``Exp name: ...`` every ``interval_exp_name`` iterations (and at
+            the end of every epoch).
+        out_dir: Where to copy the logs after the run (any URI the file I/O API knows), joined
+            with the last directory of ``runner.work_dir``. ``None`` keeps them in the log dir.
+        out_suffix: Files of the log dir whose names end with one of these are copied.
+        keep_local: Keep the local log files after copying them to ``out_dir``.
+        file_client_args: Deprecated MMEngine spelling of ``backend_args``; needs ``out_dir``.
+        log_metric_by_epoch: Log validation metrics with the epoch as step (else the iteration).
+        backend_args: Arguments of ``out_dir``'s storage backend.
+
+    Raises:
+        TypeError, ValueError: For arguments of the wrong type or value (the message names it).
+    """
+
+    priority = "BELOW_NORMAL"
+
+    def __init__(
+        self,
+        interval: int = 10,
+        ignore_last: bool = True,
+        interval_exp_name: int = 1000,
+        out_dir: str | Path | None = None,
+        out_suffix: str | Sequence[str] = (".json", ".log", ".py", "yaml"),
+        keep_local: bool = True,
+        file_client_args: dict[str, Any] | None = None,
+        log_metric_by_epoch: bool = True,
+        backend_args: dict[str, Any] | None = None,
+    ) -> None:
+        check_int(interval, "interval", minimum=1)
+        check_bool(ignore_last, "ignore_last")
+        check_int(interval_exp_name, "interval_exp_name", minimum=1)
+        if out_dir is not None and not isinstance(out_dir, (str, Path)):
+            raise TypeError(f"out_dir must be a str or a Path, but got {type(out_dir).__name__}")
+        check_bool(keep_local, "keep_local")
+        check_bool(log_metric_by_epoch, "log_metric_by_epoch")
+        if out_dir is None and file_client_args is not None:
+            raise ValueError("file_client_args must be None when out_dir is not given")
+        if file_client_args is not None:
+            from treadle.core.logging import print_log
+
+            print_log(
+                '"file_client_args" will be deprecated in future. Please use "backend_args" '
+                "instead",
+                logger="current",
+                level=logging.WARNING,
+            )
+            if backend_args is not None:
+                raise ValueError('"file_client_args" and "backend_args" cannot be set together')
+            backend_args = file_client_args
+        if isinstance(out_suffix, str):
+            suffixes: tuple[str, ...] = (out_suffix,)
+        elif isinstance(out_suffix, (list, tuple)) and all(isinstance(s, str) for s in out_suffix):
+            suffixes = tuple(out_suffix)
+        else:
+            raise TypeError(
+                f"out_suffix must be a str or a sequence of str, but got {out_suffix!r}"
+            )
+
+        self.interval = interval
+        self.ignore_last = ignore_last
+        self.interval_exp_name = interval_exp_name
+        self.out_dir: str | None = None if out_dir is None else os.fspath(out_dir)
+        self.out_suffix = suffixes
+        self.keep_local = keep_local
+        self.file_client_args = file_client_args
+        self.backend_args = backend_args
+        self.log_metric_by_epoch = log_metric_by_epoch
+        self.json_log_path: str | None = None
+
+    def before_run(self, runner: Any) -> None:
+        """Resolve ``out_dir`` and name the JSON scalar log after the run's timestamp."""
+        if self.out_dir is not None:
+            from treadle.core.fileio import join_path
+
+            basename = os.path.basename(os.fspath(runner.work_dir).rstrip("/").rstrip(os.sep))
+            self.out_dir = join_path(self.out_dir, basename, backend_args=self.backend_args)
+            runner.logger.info(f"Text logs will be saved to {self.out_dir} after the run.")
+        self.json_log_path = f"{runner.timestamp}.json"
+
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
+    ) -> None:
+        """Log the training state every ``interval`` iterations (and at the end of an epoch)."""
+        end_of_epoch = self.end_of_epoch(runner.train_dataloader, batch_idx)
+        if self.every_n_train_iters(runner, self.interval_exp_name) or end_of_epoch:
+            runner.logger.info(f"Exp name: {runner.experiment_name}")
+        if not (
+            self.every_n_inner_iters(batch_idx, self.interval)
+            or (
+                end_of_epoch
+                and (not self.ignore_last or len(runner.train_dataloader) <= self.interval)
+            )
+        ):
+            return
+        tag, log_str = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
+        runner.logger.info(log_str)
+        runner.visualizer.add_scalars(tag, step=runner.iter + 1, file_path=self.json_log_path)
+
+    def after_val_iter(
+        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
+    ) -> None:
+        """Log validation progress every ``interval`` iterations."""
+        if self.every_n_inner_iters(batch_idx, self.interval):
+            _, log_str = runner.log_processor.get_log_after_iter(runner, batch_idx, "val")
+            runner.logger.info(log_str)
+
+    def after_test_iter(
+        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
+    ) -> None:
+        """Log test progress every ``interval`` iterations."""
+        if self.every_n_inner_iters(batch_idx, self.interval):
+            _, log_str = runner.log_processor.get_log_after_iter(runner, batch_idx, "test")
+            runner.logger.info(log_str)
+
+    def after_val_epoch(self, runner: Any, metrics: dict[str, Any] | None = None) -> None:
+        """Log the validation metrics; step is the epoch (or the iteration)."""
+        tag, log_str = runner.log_processor.get_log_after_epoch(
+            runner, len(runner.val_dataloader), "val"
+        )
+        runner.logger.info(log_str)
+        # Reading runner.epoch/iter would build the train loop during a val-only run: don't.
+        built = train_loop_built(runner)
+        if self.log_metric_by_epoch:
+            step = runner.epoch if built else 0
+        else:
+            step = runner.iter if built else 0
+        runner.visualizer.add_scalars(tag, step=step, file_path=self.json_log_path)
+
+    def after_test_epoch(self, runner: Any, metrics: dict[str, Any] | None = None) -> None:
+        """Log the test metrics and dump them (non-scalars too) to ``<log_dir>/<timestamp>.json``."""
+        from treadle.core.fileio import dump, join_path
+
+        tag, log_str = runner.log_processor.get_log_after_epoch(
+            runner, len(runner.test_dataloader), "test", with_non_scalar=True
+        )
+        runner.logger.info(log_str)
+        json_log_path = self.json_log_path or f"{runner.timestamp}.json"
+        dump(self._process_tags(tag), join_path(runner.log_dir, json_log_path))
+
+    @staticmethod
+    def _process_tags(tags: dict[str, Any]) -> OrderedDict[str, Any]:
+        """Make ``tags`` JSON-friendly: tensors and arrays become lists, unknown types are dropped."""
+        import numpy as np
+        import torch
+
+        def process(value: Any) -> Any:
+            if isinstance(value, (list, tuple)):
+                return [process(item) for item in value]
+            if isinstance(value, dict):
+                return {k: process(v) for k, v in value.items()}
+            if isinstance(value, (str, int, float, bool)) or value is None:
+                return value
+            if isinstance(value, (torch.Tensor, np.ndarray)):
+                return value.tolist()
+            return None
+
+        return OrderedDict(process(tags))
+
+    def after_run(self, runner: Any) -> None:
+        """Close the visualizer; copy (or move, without ``keep_local``) the logs to ``out_dir``."""
+        runner.visualizer.close()
+        if self.out_dir is None:
+            return
+        from treadle.core.fileio import copyfile_from_local, join_path
+
+        log_dir = os.fspath(runner.log_dir)
+        copied: list[str] = []
+        for filename in _scan(log_dir, self.out_suffix):
+            local_path = os.path.join(log_dir, filename)
+            out_path = join_path(self.out_dir, filename, backend_args=self.backend_args)
+            copyfile_from_local(local_path, out_path, backend_args=self.backend_args)
+            copied.append(local_path)
+            runner.logger.info(f"The file {local_path} has been uploaded to {out_path}.")
+            if not self.keep_local:
+                runner.logger.info(
+                    f"{local_path} was removed due to the `self.keep_local=False`. You can check "
+                    f"the running logs in {out_path}"
+                )
+        if not self.keep_local:
+            # Close the file handlers first: Windows cannot remove an open file.
+            for handler in runner.logger.handlers:
+                if isinstance(handler, logging.FileHandler):
+                    handler.close()
+            for path in copied:
+                os.remove(path)
+
+
+def _scan(root: str, suffixes: tuple[str, ...]) -> list[str]:
+    """Files under ``root`` (recursively, hidden ones skipped) ending with a suffix, relative."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and name.endswith(suffixes):
+                found.append(os.path.relpath(os.path.join(dirpath, name), root))
+    return found
