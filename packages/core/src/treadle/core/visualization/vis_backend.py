@@ -1,0 +1,241 @@
+"""Visualization backends (MMEngine's ``BaseVisBackend`` API) and the built-in local backend.
+
+A backend receives what the :class:`~treadle.core.visualization.Visualizer` records (config,
+scalars, images, the model graph) and stores it somewhere. Its environment (directories, an SDK
+session) is set up lazily, on the first call that needs it: methods decorated with
+:func:`force_init_env` call ``_init_env()`` once. Trackers (wandb, TensorBoard, Neptune) ship as
+plugins and register in ``VISBACKENDS`` like :class:`LocalVisBackend` does.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import sys
+from abc import ABCMeta, abstractmethod
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+__all__ = ["BaseVisBackend", "LocalVisBackend", "force_init_env"]
+
+_F = TypeVar("_F", bound="Callable[..., Any]")
+
+
+def force_init_env(method: _F) -> _F:
+    """Make ``method`` call the backend's ``_init_env()`` first, once (MMEngine's decorator)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not getattr(self, "_env_initialized", False):
+            self._init_env()
+            self._env_initialized = True
+        return method(self, *args, **kwargs)
+
+    return cast("_F", wrapper)
+
+
+class BaseVisBackend(metaclass=ABCMeta):
+    """Base class of visualization backends; every ``add_*`` method does nothing here.
+
+    Args:
+        save_dir: Root folder for the files the backend writes (``None``: the backend writes no
+            files, if it can work without).
+    """
+
+    def __init__(self, save_dir: str | None) -> None:
+        self._save_dir = save_dir
+        self._env_initialized = False
+
+    @property
+    @abstractmethod
+    def experiment(self) -> Any:
+        """The underlying object (SDK run, writer) for whatever the API does not cover."""
+
+    @abstractmethod
+    def _init_env(self) -> Any:
+        """Set the backend up (called once, before the first recording)."""
+
+    def add_config(self, config: Any, **kwargs: Any) -> None:  # noqa: B027
+        """Record the config."""
+
+    def add_graph(self, model: Any, data_batch: Sequence[dict[str, Any]], **kwargs: Any) -> None:  # noqa: B027
+        """Record the model graph."""
+
+    def add_image(self, name: str, image: Any, step: int = 0, **kwargs: Any) -> None:  # noqa: B027
+        """Record an RGB ``uint8`` image of shape ``(H, W, 3)``."""
+
+    def add_scalar(self, name: str, value: Any, step: int = 0, **kwargs: Any) -> None:  # noqa: B027
+        """Record one scalar."""
+
+    def add_scalars(  # noqa: B027
+        self,
+        scalar_dict: dict[str, Any],
+        step: int = 0,
+        file_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record several scalars (also into ``file_path`` where the backend writes files)."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release what the backend opened."""
+
+
+def _json_default(value: Any) -> Any:
+    """Numbers hidden in tensors and numpy objects, as JSON can hold them."""
+    torch_module = sys.modules.get("torch")
+    if torch_module is not None and isinstance(value, torch_module.Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, (set, frozenset, range)):
+        return list(value)
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist) and type(value).__module__.startswith("numpy"):
+        return tolist()  # numpy arrays and scalars
+    raise TypeError(f"{type(value).__name__} cannot be written to scalars.json: {value!r}")
+
+
+def _is_local(path: str) -> bool:
+    from treadle.core.fileio import parse_uri_scheme
+
+    return parse_uri_scheme(path) == "local"
+
+
+def _join(base: str, *names: str) -> str:
+    if _is_local(base):
+        return os.path.join(base, *names)
+    from treadle.core.fileio import join_path
+
+    return join_path(base, *names)
+
+
+def _check_suffix(argument: str, value: str, suffix: str) -> None:
+    if not isinstance(value, str) or value.rsplit(".", 1)[-1] != suffix:
+        raise ValueError(f"{argument} must be a .{suffix} file name, got {value!r}")
+
+
+class LocalVisBackend(BaseVisBackend):
+    """Write scalars, the config and images under ``save_dir`` (MMEngine's file layout).
+
+    - ``scalars.json``: one JSON object per line, ``{"loss": 0.5, ..., "step": 10}``;
+    - ``config.py``: the config (``Config.dump``);
+    - ``vis_image/<name>_<step>.png``: images.
+
+    ``save_dir`` may be any path or URI the file I/O layer serves; appending to a remote
+    ``scalars.json`` rewrites the object, so prefer a local folder for long runs.
+
+    Args:
+        save_dir: The folder (the Visualizer passes ``<log_dir>/vis_data``).
+        img_save_dir: Image folder, relative to ``save_dir``.
+        config_save_file: Config file name (``.py``).
+        scalar_save_file: Scalars file name (``.json``).
+
+    Raises:
+        ValueError: A file name has the wrong suffix.
+    """
+
+    def __init__(
+        self,
+        save_dir: str,
+        img_save_dir: str = "vis_image",
+        config_save_file: str = "config.py",
+        scalar_save_file: str = "scalars.json",
+    ) -> None:
+        _check_suffix("config_save_file", config_save_file, "py")
+        _check_suffix("scalar_save_file", scalar_save_file, "json")
+        super().__init__(None if save_dir is None else os.fspath(save_dir))
+        self._img_save_dir = img_save_dir
+        self._config_save_file = config_save_file
+        self._scalar_save_file = scalar_save_file
+
+    def _init_env(self) -> None:
+        if self._save_dir is None:
+            raise ValueError("LocalVisBackend needs a save_dir to write to")
+        if _is_local(self._save_dir):
+            os.makedirs(self._save_dir, exist_ok=True)
+        self._img_save_dir = _join(self._save_dir, self._img_save_dir)
+        self._config_save_file = _join(self._save_dir, self._config_save_file)
+        self._scalar_save_file = _join(self._save_dir, self._scalar_save_file)
+
+    @property
+    @force_init_env
+    def experiment(self) -> LocalVisBackend:
+        """The backend itself."""
+        return self
+
+    @force_init_env
+    def add_config(self, config: Any, **kwargs: Any) -> None:
+        """Write the config to ``config.py``.
+
+        Args:
+            config: A :class:`~treadle.core.config.Config` (or a dict, wrapped in one).
+        """
+        from treadle.core.config import Config
+
+        if isinstance(config, dict) and not isinstance(config, Config):
+            config = Config(dict(config))
+        if not callable(getattr(config, "dump", None)):
+            raise TypeError(f"config must be a Config, got {type(config).__name__}")
+        config.dump(self._config_save_file)
+
+    @force_init_env
+    def add_image(self, name: str, image: Any, step: int = 0, **kwargs: Any) -> None:
+        """Write ``image`` (RGB ``uint8``, ``(H, W, 3)``; grey and RGBA work too) as
+        ``vis_image/<name>_<step>.png``."""
+        from treadle.core.fileio import put
+        from treadle.core.visualization.png import encode_png
+
+        put(encode_png(image), _join(self._img_save_dir, f"{name}_{step}.png"))
+
+    @force_init_env
+    def add_scalar(self, name: str, value: Any, step: int = 0, **kwargs: Any) -> None:
+        """Append ``{name: value, "step": step}`` to ``scalars.json``."""
+        self._dump({name: value, "step": step}, self._scalar_save_file)
+
+    @force_init_env
+    def add_scalars(
+        self,
+        scalar_dict: dict[str, Any],
+        step: int = 0,
+        file_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Append ``scalar_dict`` (plus ``"step"`` unless it has one) to ``scalars.json``.
+
+        Args:
+            scalar_dict: Names and values (numbers, one-element tensors, numpy scalars).
+            step: The step written when ``scalar_dict`` has no ``"step"``.
+            file_path: Another ``.json`` file under ``save_dir`` to append the line to as well
+                (the LoggerHook passes ``<timestamp>.json``).
+
+        Raises:
+            TypeError: ``scalar_dict`` is not a dict.
+            ValueError: ``file_path`` is not a ``.json`` name or is ``scalars.json`` itself.
+        """
+        if not isinstance(scalar_dict, dict):
+            raise TypeError(f"scalar_dict must be a dict, got {type(scalar_dict).__name__}")
+        line = copy.copy(scalar_dict)
+        line.setdefault("step", step)
+        if file_path is not None:
+            _check_suffix("file_path", file_path, "json")
+            extra_file = _join(str(self._save_dir), file_path)  # _init_env checked it is set
+            if extra_file == self._scalar_save_file:
+                raise ValueError(
+                    f"file_path {file_path!r} is the scalars file itself; choose another name"
+                )
+            self._dump(line, extra_file)
+        self._dump(line, self._scalar_save_file)
+
+    def _dump(self, value_dict: dict[str, Any], file_path: str) -> None:
+        """Append one JSON line (MMEngine's ``json.dump`` spacing)."""
+        text = json.dumps(value_dict, default=_json_default) + "\n"
+        if _is_local(file_path):
+            with open(file_path, "a", encoding="utf-8") as f:
+                f.write(text)
+            return
+        from treadle.core.fileio import exists, get_text, put_text
+
+        previous = get_text(file_path) if exists(file_path) else ""
+        put_text(previous + text, file_path)
