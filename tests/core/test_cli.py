@@ -147,7 +147,8 @@ def test_plugins_lists_builtin(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["name"] == "builtin"
-    assert rows[0]["components"] == {"FILE_BACKENDS": ["local"]}
+    assert rows[0]["components"]["FILE_BACKENDS"] == ["local"]
+    assert "EpochBasedTrainLoop" in rows[0]["components"]["LOOPS"]
 
 
 def test_env_prints_versions(capsys: pytest.CaptureFixture[str]) -> None:

@@ -614,3 +614,32 @@ def test_optim_wrapper_dict_zero_grad_and_state_dict() -> None:
         KeyError, match=r"wrappers \['critic'\] that this OptimWrapperDict does not have"
     ):
         fresh.load_state_dict({"critic": {}})
+
+
+def test_skip_nonfinite_drops_the_window_with_a_bad_loss() -> None:
+    """With accumulation 2, a NaN in micro-batch 3 drops window (2, 3); the others step."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    reference = torch.nn.Linear(3, 1)
+    reference.load_state_dict(model.state_dict())
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1), accumulative_counts=2)
+    wrapper.initialize_count_status(model, 0, 6)
+    wrapper.skip_nonfinite = True
+    manual = torch.optim.SGD(reference.parameters(), lr=0.1)
+    xs = [torch.randn(4, 3) for _ in range(6)]
+    skipped = []
+    for i, x in enumerate(xs):
+        loss = model(x).pow(2).mean()
+        if i == 3:
+            loss = loss * float("nan")
+        wrapper.update_params(loss)
+        skipped.append(wrapper.last_step_skipped)
+    for i in (0, 1, 4, 5):  # windows (0, 1) and (4, 5) step; (2, 3) is dropped
+        (reference(xs[i]).pow(2).mean() / 2).backward()
+        if i in (1, 5):
+            manual.step()
+            manual.zero_grad()
+    assert skipped == [False, False, False, True, False, False]
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.isfinite(p).all()
+        assert torch.allclose(p, q, atol=1e-6)

@@ -121,7 +121,10 @@ def test_list_records_distribution_version_and_components(site: Path) -> None:
     plugins = plugins_by_name(run_py(LIST_JSON, site))
     assert next(iter(plugins)) == "builtin"
     assert plugins["builtin"]["dist"] == "treadle-core"
-    assert plugins["builtin"]["components"]["FILE_BACKENDS"] == ["local"]
+    builtin = plugins["builtin"]["components"]
+    assert builtin["FILE_BACKENDS"] == ["local"]
+    assert "Runner" in builtin["RUNNERS"]
+    assert {"CheckpointHook", "LoggerHook"} <= set(builtin["HOOKS"])
     good = plugins["good"]
     assert (good["dist"], good["version"], good["status"]) == ("goodplug", "1.2.3", "loaded")
     assert good["components"] == {"MODELS": ["GoodNet"], "VISBACKENDS": ["GoodVis"]}
@@ -237,7 +240,7 @@ def test_disabled_plugins(site: Path, value: str) -> None:
 def test_disable_autoload_keeps_builtin(site: Path) -> None:
     plugins = plugins_by_name(run_py(LIST_JSON, site, TREADLE_DISABLE_PLUGIN_AUTOLOAD="1"))
     assert list(plugins) == ["builtin"]
-    assert plugins["builtin"]["components"] == {"FILE_BACKENDS": ["local"]}
+    assert plugins["builtin"]["components"]["FILE_BACKENDS"] == ["local"]
 
 
 def test_trace_hooks_prints_hook_calls(site: Path) -> None:

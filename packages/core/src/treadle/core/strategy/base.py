@@ -61,6 +61,10 @@ class Strategy:
         """Return rank ``src``'s ``obj`` on every rank."""
         return obj
 
+    def broadcast(self, tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
+        """Overwrite ``tensor`` in place with rank ``src``'s and return it."""
+        return tensor
+
     def all_gather_object(self, obj: Any) -> list[Any]:
         """Return every rank's ``obj``, in rank order."""
         return [obj]

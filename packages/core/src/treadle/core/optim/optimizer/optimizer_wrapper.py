@@ -91,6 +91,11 @@ class OptimWrapper(BaseOptimWrapper):
         ['grad_norm']
     """
 
+    #: Set by ``NonFiniteLossHook(action='skip')``: skip steps whose loss is not finite.
+    skip_nonfinite: bool = False
+    #: Whether the last :meth:`update_params` skipped its loss (only in ``skip_nonfinite`` mode).
+    last_step_skipped: bool = False
+
     def __init__(
         self,
         optimizer: Optimizer,
@@ -122,6 +127,7 @@ class OptimWrapper(BaseOptimWrapper):
         self.last_grad_norm: torch.Tensor | None = None
 
         self._inner_count = 0
+        self._window_bad = False
         # Total number of update_params calls of the run (-1: unknown). When it is not divisible
         # by accumulative_counts, the last `_remainder_counts` iterations divide their loss by the
         # remainder and the last one still updates, so no gradient is lost.
@@ -168,12 +174,32 @@ class OptimWrapper(BaseOptimWrapper):
             loss: The loss of this iteration (a tensor that requires grad).
             step_kwargs: Keyword arguments for ``optimizer.step``.
             zero_kwargs: Keyword arguments for ``optimizer.zero_grad``.
+
+        When :attr:`skip_nonfinite` is set (by ``NonFiniteLossHook(action='skip')``), a
+        non-finite ``loss`` is not back-propagated, and the accumulation window holding it ends
+        with ``zero_grad`` instead of a step. That check is a host sync, made only in that mode.
         """
+        if self.skip_nonfinite:
+            self.last_step_skipped = not bool(torch.isfinite(loss).all())
+            if self.last_step_skipped:
+                self._window_bad = True
+                self._inner_count += 1  # keep accumulation in step with the data
+                if self.should_update():
+                    self._end_window(zero_kwargs)
+                return
         loss = self.scale_loss(loss)
         self.backward(loss)
         if self.should_update():
+            if self._window_bad:
+                self._end_window(zero_kwargs)
+                return
             self.step(**(step_kwargs or {}))
             self.zero_grad(**(zero_kwargs or {}))
+
+    def _end_window(self, zero_kwargs: dict[str, Any] | None) -> None:
+        """Drop an accumulation window that held a non-finite loss: no step."""
+        self.zero_grad(**(zero_kwargs or {}))
+        self._window_bad = False
 
     def backward(self, loss: torch.Tensor, **kwargs: Any) -> None:
         """Back-propagate ``loss`` and count the iteration.

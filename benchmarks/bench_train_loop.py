@@ -1,0 +1,189 @@
+"""Framework cost per training iteration: the Runner vs a plain PyTorch loop doing the same work.
+
+Both train the same MLP (width 32, batch 64, 2000 iterations, SGD), validate every 500
+iterations, log every 50 (loss, lr: the plain loop syncs with ``.item()`` there too) and save one
+checkpoint at the end; both read the same in-memory data through a DataLoader with treadle's
+DefaultSampler and default_collate. The Runner runs with its default hooks (runtime info, timer,
+sampler seed, logger, param scheduler, checkpoint) and its default LocalVisBackend.
+
+Budget (DESIGN.md): ≤ 30 µs per iteration over the plain loop; Runner construction ≤ 100 ms.
+
+    uv run python benchmarks/bench_train_loop.py [--iters 2000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from treadle.core.dataset import DefaultSampler, default_collate
+from treadle.core.model import BaseModel
+from treadle.core.registry import DATASETS, MODELS
+from treadle.core.runner import Runner
+
+WIDTH, BATCH, FEATURES, CLASSES = 32, 64, 32, 10
+
+
+class Data(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    def __init__(self, n: int = 4096, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, FEATURES, generator=g)
+        self.y = torch.randint(0, CLASSES, (n,), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"inputs": self.x[i], "labels": self.y[i]}
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(FEATURES, WIDTH), nn.ReLU(), nn.Linear(WIDTH, CLASSES))
+
+
+class Net(BaseModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = mlp()
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, mode: str = "tensor") -> Any:  # type: ignore[override]
+        logits = self.net(inputs)
+        if mode == "loss":
+            return {"loss": nn.functional.cross_entropy(logits, labels)}
+        if mode == "predict":
+            return [
+                {"pred_label": p, "gt_label": y}
+                for p, y in zip(logits.argmax(-1), labels, strict=True)
+            ]
+        return logits
+
+
+def loader(dataset: Data, shuffle: bool) -> torch.utils.data.DataLoader[Any]:
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=BATCH,
+        sampler=DefaultSampler(dataset, shuffle=shuffle, seed=0),
+        collate_fn=default_collate,
+    )
+
+
+def plain_loop(iters: int, work_dir: str) -> float:
+    torch.manual_seed(0)
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    train, val = loader(Data(), True), loader(Data(512, 1), False)
+    log: list[tuple[int, float, float]] = []
+    start = time.perf_counter()
+    epoch, data = 0, iter(train)
+    model.train()
+    for it in range(iters):
+        try:
+            batch = next(data)
+        except StopIteration:
+            epoch += 1
+            train.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+            data = iter(train)
+            batch = next(data)
+        loss = nn.functional.cross_entropy(model(batch["inputs"]), batch["labels"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if (it + 1) % 50 == 0:
+            log.append((it + 1, loss.item(), optimizer.param_groups[0]["lr"]))
+        if (it + 1) % 500 == 0:
+            model.eval()
+            correct = total = 0
+            with torch.no_grad():
+                for vb in val:
+                    correct += int((model(vb["inputs"]).argmax(-1) == vb["labels"]).sum())
+                    total += len(vb["labels"])
+            log.append((it + 1, correct / total, 0.0))
+            model.train()
+    torch.save(
+        {"state_dict": model.state_dict(), "optimizer": optimizer.state_dict()},
+        f"{work_dir}/plain.pth",
+    )
+    return time.perf_counter() - start
+
+
+def runner_cfg(iters: int, work_dir: str) -> dict[str, Any]:
+    return {
+        "model": {"type": "BenchNet"},
+        "work_dir": work_dir,
+        "train_dataloader": {
+            "dataset": {"type": "BenchData"},
+            "sampler": {"type": "DefaultSampler", "shuffle": True},
+            "collate_fn": {"type": "default_collate"},
+            "batch_size": BATCH,
+        },
+        "val_dataloader": {
+            "dataset": {"type": "BenchData", "n": 512, "seed": 1},
+            "sampler": {"type": "DefaultSampler", "shuffle": False},
+            "collate_fn": {"type": "default_collate"},
+            "batch_size": BATCH,
+        },
+        "train_cfg": {"type": "IterBasedTrainLoop", "max_iters": iters, "val_interval": 500},
+        "val_cfg": {},
+        "val_evaluator": {"type": "Accuracy"},
+        "optim_wrapper": {"optimizer": {"type": "SGD", "lr": 0.01}},
+        "default_hooks": {
+            "logger": {"type": "LoggerHook", "interval": 50},
+            "checkpoint": {"type": "CheckpointHook", "interval": iters, "by_epoch": False},
+        },
+        "log_processor": {"by_epoch": False},
+        "randomness": {"seed": 0},
+        "log_level": "WARNING",
+    }
+
+
+def runner_loop(iters: int, work_dir: str) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    runner = Runner.from_cfg(runner_cfg(iters, work_dir))
+    built = time.perf_counter() - t0
+    # Time the loop itself like the plain one: from the first batch to the saved checkpoint.
+    start = time.perf_counter()
+    runner.train()
+    return time.perf_counter() - start, built
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--iters", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    logging.getLogger("treadle").setLevel(logging.WARNING)
+    MODELS.register_module(name="BenchNet", module=Net, force=True)
+    DATASETS.register_module(name="BenchData", module=Data, force=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runner_loop(50, f"{tmp}/warm")  # imports, torch._dynamo's first-optimizer cost
+        plain_loop(50, tmp)
+        plain, ours, builds = [], [], []
+        for i in range(args.repeat):
+            plain.append(plain_loop(args.iters, tmp))
+            elapsed, built = runner_loop(args.iters, f"{tmp}/run{i}")
+            ours.append(elapsed)
+            builds.append(built)
+
+    p = min(plain) / args.iters * 1e6
+    r = min(ours) / args.iters * 1e6
+    print(f"{args.iters} iterations, best of {args.repeat}, torch {torch.__version__}, 1 thread")
+    print(f"  plain PyTorch loop      {p:8.1f} µs/iter")
+    print(f"  treadle Runner          {r:8.1f} µs/iter")
+    print(f"  framework overhead      {r - p:8.1f} µs/iter   (budget 30)")
+    print(f"  ratio Runner / plain    {r / p:8.3f}")
+    print(
+        f"  Runner construction     {statistics.median(builds) * 1e3:8.1f} ms (median, budget 100)"
+    )
+
+
+if __name__ == "__main__":
+    main()
