@@ -1,8 +1,9 @@
 """Framework cost per training iteration: the Runner vs a plain PyTorch loop doing the same work.
 
 Both train the same MLP (width 32, batch 64, 2000 iterations, SGD), validate every 500
-iterations, log every 50 (loss, lr: the plain loop syncs with ``.item()`` there too) and save one
-checkpoint at the end; both read the same in-memory data through a DataLoader with treadle's
+iterations, log every 50 (the plain loop times each step and writes a text line and a JSON line
+of window means, with one ``.item()`` per interval, as the Runner does) and save one checkpoint at
+the end; both read the same in-memory data through a DataLoader with treadle's
 DefaultSampler and default_collate. The Runner runs with its default hooks (runtime info, timer,
 sampler seed, logger, param scheduler, checkpoint) and its default LocalVisBackend.
 
@@ -14,6 +15,7 @@ Budget (DESIGN.md): ≤ 30 µs per iteration over the plain loop; Runner constru
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import tempfile
@@ -75,37 +77,74 @@ def loader(dataset: Data, shuffle: bool) -> torch.utils.data.DataLoader[Any]:
 
 
 def plain_loop(iters: int, work_dir: str) -> float:
+    """The same work, written by hand: train, time each step, log window means every 50
+    iterations to a text log and a JSON-lines file, validate every 500, save at the end."""
     torch.manual_seed(0)
     model = mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     train, val = loader(Data(), True), loader(Data(512, 1), False)
-    log: list[tuple[int, float, float]] = []
+    losses: list[torch.Tensor] = []
+    times: list[float] = []
+    data_times: list[float] = []
     start = time.perf_counter()
     epoch, data = 0, iter(train)
     model.train()
-    for it in range(iters):
-        try:
-            batch = next(data)
-        except StopIteration:
-            epoch += 1
-            train.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-            data = iter(train)
-            batch = next(data)
-        loss = nn.functional.cross_entropy(model(batch["inputs"]), batch["labels"])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if (it + 1) % 50 == 0:
-            log.append((it + 1, loss.item(), optimizer.param_groups[0]["lr"]))
-        if (it + 1) % 500 == 0:
-            model.eval()
-            correct = total = 0
-            with torch.no_grad():
-                for vb in val:
-                    correct += int((model(vb["inputs"]).argmax(-1) == vb["labels"]).sum())
-                    total += len(vb["labels"])
-            log.append((it + 1, correct / total, 0.0))
-            model.train()
+    with open(f"{work_dir}/plain.log", "w") as log, open(f"{work_dir}/plain.json", "w") as js:
+        t = time.perf_counter()
+        for it in range(iters):
+            try:
+                batch = next(data)
+            except StopIteration:
+                epoch += 1
+                train.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+                data = iter(train)
+                batch = next(data)
+            data_times.append(time.perf_counter() - t)
+            loss = nn.functional.cross_entropy(model(batch["inputs"]), batch["labels"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+            now = time.perf_counter()
+            times.append(now - t)
+            t = now
+            if (it + 1) % 50 == 0:
+                mean_loss = torch.stack(losses[-50:]).mean().item()  # one sync per interval
+                lr = optimizer.param_groups[0]["lr"]
+                mean_time = sum(times[-50:]) / 50
+                mean_data = sum(data_times[-50:]) / 50
+                eta = mean_time * (iters - it - 1)
+                log.write(
+                    f"Iter(train) [{it + 1:>4}/{iters}]  lr: {lr:.4e}  eta: {eta:.0f}s  "
+                    f"time: {mean_time:.4f}  data_time: {mean_data:.4f}  loss: {mean_loss:.4f}\n"
+                )
+                js.write(
+                    json.dumps(
+                        {
+                            "lr": lr,
+                            "time": mean_time,
+                            "data_time": mean_data,
+                            "loss": mean_loss,
+                            "iter": it + 1,
+                            "step": it + 1,
+                        }
+                    )
+                    + "\n"
+                )
+                log.flush()
+                js.flush()
+            if (it + 1) % 500 == 0:
+                model.eval()
+                correct = total = 0
+                with torch.no_grad():
+                    for vb in val:
+                        correct += int((model(vb["inputs"]).argmax(-1) == vb["labels"]).sum())
+                        total += len(vb["labels"])
+                js.write(
+                    json.dumps({"accuracy/top1": 100 * correct / total, "step": it + 1}) + "\n"
+                )
+                model.train()
+                t = time.perf_counter()
     torch.save(
         {"state_dict": model.state_dict(), "optimizer": optimizer.state_dict()},
         f"{work_dir}/plain.pth",

@@ -151,7 +151,8 @@ class BaseModel(BaseModule):
         reduced: list[tuple[str, torch.Tensor]] = []
         for name, value in losses.items():
             if isinstance(value, torch.Tensor):
-                reduced.append((name, value.mean()))
+                # The mean of a 0-d tensor is the tensor: skip a kernel and an autograd node.
+                reduced.append((name, value if value.dim() == 0 else value.mean()))
             elif (
                 isinstance(value, (list, tuple))
                 and value
@@ -175,9 +176,10 @@ class BaseModel(BaseModule):
         loss = parts[0]
         for part in parts[1:]:
             loss = loss + part
-        log_vars: OrderedDict[str, torch.Tensor] = OrderedDict(loss=loss.detach())
+        detached = loss.detach()
+        log_vars: OrderedDict[str, torch.Tensor] = OrderedDict(loss=detached)
         for name, value in reduced:
-            log_vars[name] = value.detach()
+            log_vars[name] = detached if value is loss else value.detach()
         return loss, log_vars
 
     def _run_forward(self, data: dict[str, Any] | tuple[Any, ...] | list[Any], mode: str) -> Any:

@@ -49,8 +49,10 @@ class BaseDataPreprocessor(nn.Module):
         returned as they are.
         """
         if isinstance(data, torch.Tensor):
+            if data.device == self._device:  # already there: skip the dispatcher
+                return data
             return data.to(self._device, non_blocking=self._non_blocking)
-        if isinstance(data, Mapping):
+        if type(data) is dict or isinstance(data, Mapping):
             return {key: self.cast_data(value) for key, value in data.items()}
         if isinstance(data, (str, bytes)) or data is None:
             return data

@@ -517,7 +517,8 @@ class Runner:
 
     def call_hook(self, fn_name: str, **kwargs: Any) -> None:
         """Call every hook that implements ``fn_name``, in priority order."""
-        getattr(self._hooks.hook, fn_name)(runner=self, **kwargs)
+        kwargs["runner"] = self
+        self._hooks.call(fn_name, kwargs)
 
     def get_hooks_info(self) -> str:
         """A table of which hooks run at each point, in order (MMEngine's format)."""
