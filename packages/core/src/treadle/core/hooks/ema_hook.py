@@ -135,7 +135,7 @@ class EMAHook(Hook):
     def after_load_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
         """Restore the average on resume; start it from ``state_dict`` otherwise."""
         from treadle.core.logging import print_log
-        from treadle.core.model._checkpoint import load_state_dict
+        from treadle.core.runner.checkpoint import load_state_dict
 
         resuming = bool(getattr(runner, "_resume", False))
         if "ema_state_dict" in checkpoint and resuming:

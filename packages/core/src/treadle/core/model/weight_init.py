@@ -477,9 +477,9 @@ class PretrainedInit:
 
     def __call__(self, module: nn.Module) -> None:
         """Load the checkpoint into ``module``."""
-        from treadle.core.model._checkpoint import (
+        from treadle.core.runner.checkpoint import (
+            _load_checkpoint_with_prefix,
             load_checkpoint,
-            load_checkpoint_with_prefix,
             load_state_dict,
         )
 
@@ -494,7 +494,7 @@ class PretrainedInit:
             )
         else:
             print_log(f"load {self.prefix} in model from: {self.checkpoint}", logger="current")
-            state_dict = load_checkpoint_with_prefix(
+            state_dict = _load_checkpoint_with_prefix(
                 self.prefix, self.checkpoint, map_location=self.map_location
             )
             load_state_dict(module, state_dict, strict=False, logger="current")
