@@ -7,6 +7,12 @@ _D = "treadle.core.dataset"
 
 #: Root-registry attribute name → {registered name: "module:Attr"}.
 COMPONENTS: dict[str, dict[str, str]] = {
+    # MMEngine registers its dataset wrappers (not BaseDataset) and no TRANSFORMS.
+    "DATASETS": {
+        "ConcatDataset": f"{_D}.dataset_wrapper:ConcatDataset",
+        "RepeatDataset": f"{_D}.dataset_wrapper:RepeatDataset",
+        "ClassBalancedDataset": f"{_D}.dataset_wrapper:ClassBalancedDataset",
+    },
     "DATA_SAMPLERS": {
         "DefaultSampler": f"{_D}.sampler:DefaultSampler",
         "InfiniteSampler": f"{_D}.sampler:InfiniteSampler",
