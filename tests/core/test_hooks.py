@@ -223,6 +223,7 @@ def test_every_hook_is_registered_lazily_by_its_mmengine_name() -> None:
         "ParamSchedulerHook",
         "CheckpointHook",
         "EMAHook",
+        "ProgressHook",
         "EarlyStoppingHook",
         "EmptyCacheHook",
         "SyncBuffersHook",

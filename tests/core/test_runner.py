@@ -193,6 +193,7 @@ def test_golden_order_of_every_hook_at_every_point(toy_cfg: Any) -> None:
         "LoggerHook",
         "ParamSchedulerHook",
         "CheckpointHook",
+        "ProgressHook",
         "Recorder",
     ]
     assert first["before_train_epoch"] == [
@@ -207,6 +208,7 @@ def test_golden_order_of_every_hook_at_every_point(toy_cfg: Any) -> None:
         "LoggerHook",
         "ParamSchedulerHook",
         "CheckpointHook",
+        "ProgressHook",
         "Recorder",
     ]
 

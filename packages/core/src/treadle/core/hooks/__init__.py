@@ -6,10 +6,10 @@ first access, so ``import treadle.core.hooks`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from treadle.core.hooks.hook import POINTS, Hook, Priority, get_priority, implemented_points
+from treadle.core.utils.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from treadle.core.hooks.checkpoint_hook import CheckpointHook
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from treadle.core.hooks.nonfinite_loss_hook import NonFiniteLossError, NonFiniteLossHook
     from treadle.core.hooks.param_scheduler_hook import ParamSchedulerHook
     from treadle.core.hooks.profiler_hook import ProfilerHook
+    from treadle.core.hooks.progress_hook import ProgressHook
     from treadle.core.hooks.runtime_info_hook import RuntimeInfoHook
     from treadle.core.hooks.sampler_seed_hook import DistSamplerSeedHook
     from treadle.core.hooks.sync_buffer_hook import SyncBuffersHook
@@ -37,6 +38,7 @@ _WHERE: dict[str, str] = {
     "NonFiniteLossHook": "nonfinite_loss_hook",
     "ParamSchedulerHook": "param_scheduler_hook",
     "ProfilerHook": "profiler_hook",
+    "ProgressHook": "progress_hook",
     "RuntimeInfoHook": "runtime_info_hook",
     "SyncBuffersHook": "sync_buffer_hook",
 }
@@ -56,6 +58,7 @@ __all__ = [
     "ParamSchedulerHook",
     "Priority",
     "ProfilerHook",
+    "ProgressHook",
     "RuntimeInfoHook",
     "SyncBuffersHook",
     "get_priority",
@@ -63,14 +66,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -20,5 +20,6 @@ COMPONENTS: dict[str, dict[str, str]] = {
         "SyncBuffersHook": f"{_H}.sync_buffer_hook:SyncBuffersHook",
         "ProfilerHook": f"{_H}.profiler_hook:ProfilerHook",
         "NonFiniteLossHook": f"{_H}.nonfinite_loss_hook:NonFiniteLossHook",
+        "ProgressHook": f"{_H}.progress_hook:ProgressHook",
     },
 }

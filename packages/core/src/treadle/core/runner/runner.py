@@ -52,6 +52,8 @@ _DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
     "logger": {"type": "LoggerHook"},
     "param_scheduler": {"type": "ParamSchedulerHook"},
     "checkpoint": {"type": "CheckpointHook", "interval": 1},
+    # New in treadle: a progress line on a terminal (nothing otherwise; `progress=None` removes it).
+    "progress": {"type": "ProgressHook"},
 }
 
 
