@@ -90,7 +90,7 @@ def test_missing_config_is_one_clear_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "nope.py"
-    assert main(["config", "show", str(missing)]) == 1
+    assert main(["config", "show", str(missing)]) == 4  # exit code: a file is missing
     err = capsys.readouterr().err
     assert err.startswith("treadle: error: FileNotFoundError:")
     assert str(missing) in err
@@ -103,7 +103,7 @@ def test_syntax_error_names_file_and_line(
 ) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("a = 1\nmodel = dict(type='Net'\nb = 2\n")
-    assert main(["config", "show", str(bad)]) == 1
+    assert main(["config", "show", str(bad)]) == 3  # exit code: the config cannot be read
     err = capsys.readouterr().err
     assert "bad.py" in err
     assert "line 2" in err or "line 3" in err
@@ -111,7 +111,7 @@ def test_syntax_error_names_file_and_line(
 
 
 def test_debug_prints_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--debug", "config", "show", str(tmp_path / "nope.py")]) == 1
+    assert main(["--debug", "config", "show", str(tmp_path / "nope.py")]) == 4
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err
     assert "treadle: error: FileNotFoundError" in err

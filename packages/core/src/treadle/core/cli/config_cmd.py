@@ -57,8 +57,10 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _load(args: argparse.Namespace) -> Config:
+    from treadle.core.cli.train_cmd import add_config_dir_to_sys_path
     from treadle.core.config import Config
 
+    add_config_dir_to_sys_path(args.config)  # custom_imports next to the config, as for train
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

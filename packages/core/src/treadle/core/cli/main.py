@@ -1,8 +1,22 @@
 """Parser construction, plugin commands and error handling for the ``treadle`` command.
 
-Exit codes: 0 success, 1 the command failed (bad config, missing file, unknown type …), 2 bad
-usage (argparse), 130 interrupted. Errors print as one ``treadle: error: …`` message; ``--debug``
+Errors print as one ``treadle: error: …`` message (with ``caused by:`` lines for chained
+causes) and no traceback; ``--debug`` (``treadle --debug COMMAND`` or ``COMMAND … --debug``)
 prints the traceback as well.
+
+Exit codes:
+
+===  ================================================================================
+0    success
+1    the command failed (an error while training, testing, …, not one of those below)
+2    bad usage: unknown option, missing argument, malformed ``--cfg-options``
+3    the config cannot be read or applied: syntax error, bad ``_base_``, failing
+     ``custom_imports``, an option that does not fit the config
+4    a file does not exist (the config, a base, a checkpoint, data)
+5    a registry does not know a ``type`` (the message names the registry and close matches)
+6    a plugin the command needs is not installed (e.g. treadle-dist for ``--launcher pytorch``)
+130  interrupted (Ctrl-C); ``treadle train`` says how to resume
+===  ================================================================================
 """
 
 from __future__ import annotations
@@ -12,7 +26,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING
 
-from treadle.core.cli import config_cmd, env_cmd, plugins_cmd
+from treadle.core.cli import config_cmd, env_cmd, plot_cmd, plugins_cmd, test_cmd, train_cmd
 from treadle.core.version import __version__
 
 if TYPE_CHECKING:
@@ -21,7 +35,24 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_NOT_FOUND = 4
+EXIT_UNKNOWN_TYPE = 5
+EXIT_MISSING_PLUGIN = 6
 EXIT_INTERRUPTED = 130
+
+
+class CommandError(Exception):
+    """An error a command reports as its message alone, with a chosen exit code.
+
+    Args:
+        message: What went wrong and what to do about it.
+        exit_code: The process exit code (one of the ``EXIT_*`` constants).
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,9 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands: dict[str, argparse.ArgumentParser] = {}
+    commands.update(train_cmd.add_parsers(subparsers))
+    commands.update(test_cmd.add_parsers(subparsers))
     commands.update(config_cmd.add_parsers(subparsers))
     commands.update(plugins_cmd.add_parsers(subparsers))
     commands.update(env_cmd.add_parsers(subparsers))
+    commands.update(plot_cmd.add_parsers(subparsers))
 
     hook = load_plugins().hook
     for name, command_parser in commands.items():
@@ -52,7 +86,28 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line(exc: BaseException) -> str:
     # KeyError quotes its message; show it as written.
     text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    if isinstance(exc, CommandError):
+        return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code for an exception a command raised (see the module docstring)."""
+    from treadle.core.config import ConfigParsingError
+    from treadle.core.registry import RegistryKeyError
+
+    code = (
+        exc.exit_code if isinstance(exc, CommandError) else getattr(exc, "treadle_exit_code", None)
+    )
+    if isinstance(code, int):
+        return code
+    if isinstance(exc, RegistryKeyError):
+        return EXIT_UNKNOWN_TYPE
+    if isinstance(exc, FileNotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, (ConfigParsingError, SyntaxError)):
+        return EXIT_CONFIG
+    return EXIT_FAILURE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,5 +140,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             cause = cause.__cause__
         if not args.debug:
             print("  (run with --debug for the traceback)", file=sys.stderr)
-        return EXIT_FAILURE
+        return exit_code_for(exc)
     return int(code or EXIT_OK)

@@ -106,13 +106,15 @@ class Runner:
         default_scope: str = "treadle",
         randomness: ConfigType | None = None,
         experiment_name: str | None = None,
-        cfg: ConfigType | None = None,
+        cfg: ConfigType | Config | None = None,
         strategy: Strategy | ConfigType | None = None,
     ) -> None:
         from treadle.core.plugins import load_plugins
 
         load_plugins()
         self.cfg = copy.deepcopy(cfg) if isinstance(cfg, Config) else Config(dict(cfg or {}))
+        if work_dir.startswith("file://"):
+            work_dir = work_dir[len("file://") :]
         self._work_dir = work_dir if is_remote_path(work_dir) else osp.abspath(work_dir)
         if not is_remote_path(self._work_dir):
             os.makedirs(self._work_dir, exist_ok=True)
@@ -201,7 +203,7 @@ class Runner:
     # -- construction ----------------------------------------------------------------------
 
     @classmethod
-    def from_cfg(cls, cfg: ConfigType) -> Runner:
+    def from_cfg(cls, cfg: ConfigType | Config) -> Runner:
         """Build a Runner from a whole config (MMEngine's ``Runner.from_cfg``)."""
         cfg = copy.deepcopy(cfg)
         if "work_dir" not in cfg:
