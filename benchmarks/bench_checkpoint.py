@@ -13,8 +13,8 @@ new file each time (``epoch_N.pth``, CheckpointHook's usual case):
                         writes (no temp file, no fsync: not crash-safe)
   torch.save(path)      raw ``torch.save(obj, path)`` (bytes differ only in the archive's name)
   torch.save+fsync      ``torch.save(obj, f)``, then ``fsync`` (what durability costs by itself)
-  save_checkpoint       treadle: temp file + fsync + ``os.replace`` (the default)
-  save_checkpoint nofs  treadle with ``backend_args={"fsync": False}``
+  save_checkpoint       treadle: temp file + ``os.replace`` (the default: atomic, crash-safe)
+  save_checkpoint fsync treadle with ``backend_args={"fsync": True}`` (also power-loss safe)
 Load scenarios:
   torch.load wo=True    ``torch.load(path, weights_only=True)`` (PyTorch's safe loader)
   torch.load wo=False   ``torch.load(path, weights_only=False)`` (unrestricted pickle)
@@ -106,7 +106,7 @@ def report(title: str, results: dict[str, float], baseline: str) -> None:
 def bench(name: str, checkpoint: dict[str, Any], directory: str, rounds: int) -> None:
     raw_path = os.path.join(directory, f"{name}_raw.pth")
     ours_path = os.path.join(directory, f"{name}_ours.pth")
-    nofs_path = os.path.join(directory, f"{name}_nofsync.pth")
+    nofs_path = os.path.join(directory, f"{name}_fsync.pth")
 
     path_path = os.path.join(directory, f"{name}_path.pth")
 
@@ -123,8 +123,8 @@ def bench(name: str, checkpoint: dict[str, Any], directory: str, rounds: int) ->
             "torch.save(path)": lambda: torch.save(checkpoint, path_path),
             "torch.save+fsync": lambda: raw(fsync=True),
             "save_checkpoint": lambda: save_checkpoint(checkpoint, ours_path),
-            "save_checkpoint nofs": lambda: save_checkpoint(
-                checkpoint, nofs_path, backend_args={"fsync": False}
+            "save_checkpoint fsync": lambda: save_checkpoint(
+                checkpoint, nofs_path, backend_args={"fsync": True}
             ),
         },
         rounds,
@@ -158,8 +158,8 @@ def bench(name: str, checkpoint: dict[str, Any], directory: str, rounds: int) ->
             "torch.save": raw_fresh,
             "torch.save+fsync": lambda: raw_fresh(fsync=True),
             "save_checkpoint": lambda: save_checkpoint(checkpoint, fresh("ours")),
-            "save_checkpoint nofs": lambda: save_checkpoint(
-                checkpoint, fresh("nofs"), backend_args={"fsync": False}
+            "save_checkpoint fsync": lambda: save_checkpoint(
+                checkpoint, fresh("fsync"), backend_args={"fsync": True}
             ),
         },
         rounds,

@@ -190,14 +190,14 @@ def test_failed_save_keeps_the_previous_file(tmp_path: Path) -> None:
     assert hidden_files(tmp_path) == []
 
 
-def test_save_fsyncs_unless_told_not_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_fsyncs_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd))[1])
-    save_checkpoint({"v": torch.tensor(1)}, tmp_path / "a.pth")
+    save_checkpoint({"v": torch.tensor(1)}, tmp_path / "a.pth", backend_args={"fsync": True})
     assert len(calls) == 2  # the file, then its directory
     calls.clear()
-    save_checkpoint({"v": torch.tensor(1)}, tmp_path / "b.pth", backend_args={"fsync": False})
+    save_checkpoint({"v": torch.tensor(1)}, tmp_path / "b.pth")  # default: atomic, no flush
     assert calls == []
     assert load_checkpoint(tmp_path / "b.pth")["v"].item() == 1
 
@@ -310,7 +310,7 @@ def test_a_failed_fsync_keeps_the_previous_file(
 
     monkeypatch.setattr(os, "fsync", broken)
     with pytest.raises(OSError, match="No space left"):
-        save_checkpoint({"v": torch.tensor(2)}, path)
+        save_checkpoint({"v": torch.tensor(2)}, path, backend_args={"fsync": True})
     monkeypatch.undo()
     assert load_checkpoint(path)["v"].item() == 1
     assert hidden_files(tmp_path) == []

@@ -4,12 +4,14 @@ MMEngine's ``mmengine.runner.checkpoint`` API (``save_checkpoint``, ``load_check
 ``_load_checkpoint``, ``_load_checkpoint_to_model``, ``load_state_dict``, ``get_state_dict``,
 ``weights_to_cpu``, ``find_latest_checkpoint``) with three differences that matter:
 
-**Saves are atomic and durable.** A local checkpoint is written by ``torch.save`` into a hidden
-temporary file next to the destination, flushed to disk (``fsync``; the writeback runs in a helper
-thread while ``torch.save`` is still writing) and moved over the destination with
-:func:`os.replace`. A crash or ``kill -9`` in the middle leaves the previous file untouched; the
-next save in that directory removes temporary files whose writer is dead. ``backend_args={"fsync":
-False}`` skips the flush (still atomic against process crashes, not against power loss). A remote
+**Saves are atomic.** A local checkpoint is written by ``torch.save`` into a hidden temporary file
+next to the destination and moved over the destination with :func:`os.replace`. A crash or
+``kill -9`` in the middle leaves the previous file untouched; the next save in that directory
+removes temporary files whose writer is dead. ``backend_args={"fsync": True}`` also flushes the
+file to disk before the rename (the writeback runs in a helper thread while ``torch.save`` is still
+writing), so that a power loss cannot lose it either; it is off by default because it costs disk
+bandwidth (a new 100 MB checkpoint: 1.36× ``torch.save`` with it, 0.92× without, on the machine
+this was measured on), and neither MMEngine nor ``torch.save`` flushes. A remote
 URI (``s3://…``, ``memory://…``) is serialized in memory and written with one ``put`` of its
 storage backend, which object stores apply atomically.
 
@@ -930,8 +932,8 @@ def save_checkpoint(
 ) -> None:
     """Write ``checkpoint`` with ``torch.save`` to a path or URI, atomically.
 
-    Locally: ``torch.save`` into a hidden temporary file in the destination's directory, ``fsync``,
-    then :func:`os.replace` over the destination (parent directories are created). Readers, and a
+    Locally: ``torch.save`` into a hidden temporary file in the destination's directory (flushed
+    with ``fsync`` when asked), then :func:`os.replace` over the destination (parent directories are created). Readers, and a
     resume after a crash or ``kill -9``, see the previous file or the complete new one, never part
     of one. Temporary files of dead writers in that directory are removed. Elsewhere: serialized
     in memory and written with one ``put`` of the URI's storage backend.
@@ -940,9 +942,10 @@ def save_checkpoint(
         checkpoint: What to save, usually MMEngine's dict layout.
         filename: Destination path or URI.
         file_client_args: MMEngine's deprecated name for ``backend_args`` (warns).
-        backend_args: Arguments for the storage backend. ``{"fsync": False}`` skips the flush to
-            disk of local saves (faster on slow disks; a process crash still cannot corrupt the
-            file, a power loss may lose the newest one).
+        backend_args: Arguments for the storage backend. ``{"fsync": True}`` flushes local saves
+            to disk before the rename, so a power loss cannot lose the newest checkpoint either
+            (a process crash never can: the rename is atomic). Off by default: it costs disk
+            bandwidth.
 
     Raises:
         ValueError: Both ``file_client_args`` and ``backend_args`` are given, or ``filename`` is a
@@ -966,7 +969,7 @@ def save_checkpoint(
     if name.startswith("pavi://"):
         raise ValueError(f"Cannot save checkpoint to {name!r}: pavi:// is not supported")
     args = dict(backend_args or {})
-    fsync = bool(args.pop("fsync", True))
+    fsync = bool(args.pop("fsync", False))
     backend = get_file_backend(name, backend_args=args)
     if isinstance(backend, LocalBackend):
         _save_local(checkpoint, name, fsync)
