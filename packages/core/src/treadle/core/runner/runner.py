@@ -394,6 +394,7 @@ class Runner:
 
     def build_optim_wrapper(self, optim_wrapper: Any) -> Any:
         """Build the optimizer wrapper(s) (MMEngine's rules, incl. a dict of wrappers)."""
+        from torch import nn
         from torch.optim import Optimizer
 
         from treadle.core.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
@@ -416,10 +417,35 @@ class Runner:
         if (
             "constructor" not in optim_wrapper
             and optimizer is None
-            and all(isinstance(v, Mapping) for v in optim_wrapper.values())
+            and optim_wrapper
+            and all(isinstance(v, OptimWrapper) for v in optim_wrapper.values())
         ):
+            # MMEngine: a dict of built wrappers, one per optimizer
+            return OptimWrapperDict(**optim_wrapper)
+        if (
+            "constructor" not in optim_wrapper
+            and optimizer is None
+            and optim_wrapper
+            and all(isinstance(v, (Mapping, OptimWrapper)) for v in optim_wrapper.values())
+        ):
+            # one wrapper per submodule named like the key (model.generator, …)
+            missing = [
+                name
+                for name, sub in optim_wrapper.items()
+                if isinstance(sub, Mapping)
+                and not isinstance(getattr(model, name, None), nn.Module)
+            ]
+            if missing:
+                raise ValueError(
+                    f"optim_wrapper has one wrapper config per name {list(optim_wrapper)}, built "
+                    f"for the submodule of that name, but {type(model).__name__} has no "
+                    f"submodule {', '.join(map(repr, missing))}; name the keys after the model's "
+                    "submodules or give a `constructor`"
+                )
             wrappers = {
-                name: build_optim_wrapper(getattr(model, name, model), dict(sub))
+                name: sub
+                if isinstance(sub, OptimWrapper)
+                else build_optim_wrapper(getattr(model, name), dict(sub))
                 for name, sub in optim_wrapper.items()
             }
             return OptimWrapperDict(**wrappers)
@@ -572,14 +598,24 @@ class Runner:
         self._init_model_weights()
         self.load_or_resume()
         loop: Any = self.train_loop
-        self.optim_wrapper.initialize_count_status(
-            self.model,
-            loop.iter,
-            self.train_loop.max_iters,  # type: ignore[attr-defined]
-        )
+        self._initialize_count_status(loop.iter, loop.max_iters)
         model = self.train_loop.run()
         self.call_hook("after_run")
         return model  # type: ignore[no-any-return]
+
+    def _initialize_count_status(self, init_counts: int, max_counts: int) -> None:
+        from treadle.core.optim import OptimWrapperDict
+
+        if isinstance(self.optim_wrapper, OptimWrapperDict):
+            # MMEngine initialises every wrapper of the dict (each with its own submodule here)
+            model = self.strategy.unwrap_model(self.model)
+            for name, wrapper in self.optim_wrapper.items():
+                part = getattr(model, name, None)
+                wrapper.initialize_count_status(
+                    part if part is not None else self.model, init_counts, max_counts
+                )
+        else:
+            self.optim_wrapper.initialize_count_status(self.model, init_counts, max_counts)
 
     def val(self) -> dict[str, Any]:
         """Validate once and return the metrics."""
@@ -656,7 +692,10 @@ class Runner:
                 self.logger.warning(
                     f"resume=True but {self._work_dir} has no last_checkpoint; starting afresh"
                 )
-        if resume_from is not None:
+        if resume_from is not None and self._train_loop is None:
+            # val()/test() on a Runner without train parts: the weights are all there is to resume
+            self.load_checkpoint(resume_from)
+        elif resume_from is not None:
             self.resume(resume_from)
         elif self._load_from is not None:
             self.load_checkpoint(self._load_from)
@@ -700,34 +739,97 @@ class Runner:
         loop = self.train_loop
         loop._epoch = int(meta.get("epoch", 0))  # type: ignore[attr-defined]
         loop._iter = int(meta.get("iter", 0))  # type: ignore[attr-defined]
-        resumed_seed = meta.get("seed")
-        if resumed_seed is not None and resumed_seed != self._seed:
-            self.logger.warning(
-                f"the checkpoint was trained with seed {resumed_seed}, this run has {self._seed}; "
-                "using the checkpoint's"
-            )
-            self._seed = set_random_seed(resumed_seed, self.strategy)
+        self._resume_seed(meta.get("seed"))
         if "message_hub" in checkpoint:
             self.message_hub.load_state_dict(checkpoint["message_hub"])
-        if resume_optimizer and "optimizer" in checkpoint:
-            self.optim_wrapper.load_state_dict(checkpoint["optimizer"])
+        if self.optim_wrapper is not None:  # built already by train(); not when called before
+            self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
+        if resume_optimizer and self.optim_wrapper is not None:
+            if "optimizer" in checkpoint:
+                self.strategy.load_optim_state_dict(self.optim_wrapper, checkpoint["optimizer"])
+            else:
+                self.logger.warning(
+                    f"{filename} has no optimizer state (saved with save_optimizer=False); the "
+                    "optimizer starts afresh"
+                )
         if resume_param_scheduler and self.param_schedulers is not None:
             saved = checkpoint.get("param_schedulers")
             if saved is None:
-                self.logger.warning(f"{filename} has no param_schedulers state; schedules restart")
-            elif isinstance(self.param_schedulers, dict):
-                for name, schedulers in self.param_schedulers.items():
-                    for scheduler, state in zip(schedulers, saved[name], strict=True):
-                        scheduler.load_state_dict(state)
+                self.logger.warning(
+                    f"{filename} has no param_schedulers state (saved with "
+                    "save_param_scheduler=False); schedules restart"
+                )
             else:
-                for scheduler, state in zip(self.param_schedulers, saved, strict=True):
-                    scheduler.load_state_dict(state)
+                self._load_param_schedulers(saved, filename)
         model = self.strategy.unwrap_model(self.model)
         _load_checkpoint_to_model(model, checkpoint, strict=False, logger=self.logger)
-        if "rng_state" in checkpoint and hasattr(loop, "restore_rng_after_iterator"):
-            loop.restore_rng_after_iterator(checkpoint["rng_state"])
+        rng_state = checkpoint.get("rng_state")
+        if (
+            rng_state is not None
+            and self.strategy.rank != 0
+            and self._randomness_cfg.get("diff_rank_seed", False)
+        ):
+            # the checkpoint holds rank 0's generators: other ranks keep their own (reseeded) ones
+            rng_state = None
+        if rng_state is not None and hasattr(loop, "restore_rng_after_iterator"):
+            loop.restore_rng_after_iterator(rng_state)
         self._has_loaded = True
         self.logger.info(f"resumed epoch: {self.epoch}, iter: {self.iter} from {filename}")
+
+    def _resume_seed(self, resumed_seed: Any) -> None:
+        """Take the checkpoint's seed (MMEngine's rule: warn only when the config set another)."""
+        configured = self._randomness_cfg.get("seed")
+        if resumed_seed is None or resumed_seed == configured:
+            return
+        base = self._seed - (
+            self.strategy.rank if self._randomness_cfg.get("diff_rank_seed", False) else 0
+        )
+        if resumed_seed == base:
+            return
+        if configured is not None:
+            self.logger.warning(
+                f"the checkpoint was trained with seed {resumed_seed}, the config says "
+                f"{configured}; using the checkpoint's"
+            )
+        self._randomness_cfg["seed"] = resumed_seed
+        self._seed = set_random_seed(
+            resumed_seed,
+            self.strategy,
+            deterministic=bool(self._randomness_cfg.get("deterministic", False)),
+            diff_rank_seed=bool(self._randomness_cfg.get("diff_rank_seed", False)),
+        )
+        # The train dataloader was built (sampler and generator seeded) with the old seed.
+        loop = self._train_loop
+        if isinstance(self._train_dataloader, Mapping) and loop is not None:
+            loop.dataloader = self.build_dataloader(self._train_dataloader)  # type: ignore[union-attr]
+
+    def _load_param_schedulers(self, saved: Any, filename: str) -> None:
+        # idempotent: built schedulers pass through (resume() may be called before train())
+        self.param_schedulers = self.build_param_scheduler(self.param_schedulers)
+        pairs: list[tuple[str, list[Any], Any]] = []
+        if isinstance(self.param_schedulers, dict):
+            if not isinstance(saved, Mapping) or set(saved) != set(self.param_schedulers):
+                raise ValueError(
+                    f"{filename} holds parameter schedulers "
+                    f"{sorted(saved) if isinstance(saved, Mapping) else 'for one optimizer'}, "
+                    f"this run has them for {sorted(self.param_schedulers)}"
+                )
+            pairs = [(f"{name!r} ", s, saved[name]) for name, s in self.param_schedulers.items()]
+        else:
+            if isinstance(saved, Mapping):
+                raise ValueError(
+                    f"{filename} holds parameter schedulers for optimizers {sorted(saved)}, this "
+                    "run has one optimizer"
+                )
+            pairs = [("", self.param_schedulers, saved)]
+        for what, schedulers, states in pairs:
+            if len(schedulers) != len(states):
+                raise ValueError(
+                    f"{filename} holds {len(states)} {what}parameter scheduler states, this run "
+                    f"has {len(schedulers)} {what}parameter schedulers"
+                )
+            for scheduler, state in zip(schedulers, states, strict=True):
+                scheduler.load_state_dict(state)
 
     def save_checkpoint(
         self,
