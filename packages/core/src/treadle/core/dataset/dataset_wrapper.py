@@ -26,7 +26,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from numbers import Real
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import torch
 from torch.utils.data.dataset import ConcatDataset as _TorchConcatDataset
@@ -92,7 +92,71 @@ def _warn_lazy() -> None:
     )
 
 
-class ConcatDataset(_TorchConcatDataset):  # type: ignore[type-arg]
+class _DatasetWrapper:
+    """What every wrapper shares: meta information, lazy initialisation, and no subsets."""
+
+    #: The class named by the ``get_subset`` error.
+    _wrapper_name: ClassVar[str]
+    _metainfo: dict[str, Any]
+    _fully_initialized: bool
+
+    def _init_state(self, metainfo: dict[str, Any], lazy_init: bool) -> None:
+        """Keep ``metainfo``, then initialise the wrapper now unless ``lazy_init``."""
+        self._metainfo = metainfo
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    def full_init(self) -> None:
+        """Initialise the wrapped datasets (once)."""
+        raise NotImplementedError
+
+    def _full_init_on_first_item(self) -> None:
+        """``full_init`` with a warning, when a sample is read before the wrapper is ready."""
+        if not self._fully_initialized:
+            _warn_lazy()
+            self.full_init()
+
+    @property
+    def metainfo(self) -> dict[str, Any]:
+        """A copy of the (first) wrapped dataset's meta information."""
+        return copy.deepcopy(self._metainfo)
+
+    def get_subset_(self, indices: list[int] | int) -> None:
+        """Not supported (ambiguous); take subsets of the wrapped datasets."""
+        _no_subset(self._wrapper_name)
+
+    def get_subset(self, indices: list[int] | int) -> Any:
+        """Not supported (ambiguous); take subsets of the wrapped datasets."""
+        _no_subset(self._wrapper_name)
+
+
+class _SingleDatasetWrapper(_DatasetWrapper):
+    """A wrapper of one ``dataset``, whose sample ``idx`` is ``_get_ori_dataset_idx(idx)`` there."""
+
+    dataset: Any
+
+    def _get_ori_dataset_idx(self, idx: int) -> int:
+        """The index in the wrapped dataset of global index ``idx``."""
+        raise NotImplementedError
+
+    @force_full_init
+    def get_data_info(self, idx: int) -> Any:
+        """The data info of global index ``idx``."""
+        return self.dataset.get_data_info(self._get_ori_dataset_idx(idx))
+
+    @force_full_init
+    def get_cat_ids(self, idx: int) -> Any:
+        """The category ids of global index ``idx``."""
+        return self.dataset.get_cat_ids(self._get_ori_dataset_idx(idx))
+
+    def __getitem__(self, idx: int) -> Any:
+        """Sample ``idx`` of the wrapper."""
+        self._full_init_on_first_item()
+        return self.dataset[self._get_ori_dataset_idx(idx)]
+
+
+class ConcatDataset(_DatasetWrapper, _TorchConcatDataset):  # type: ignore[type-arg]
     """Datasets one after the other, with lazy initialisation and a meta information check.
 
     ``torch.utils.data.ConcatDataset`` plus ``lazy_init``. Every dataset must have the same
@@ -113,6 +177,8 @@ class ConcatDataset(_TorchConcatDataset):  # type: ignore[type-arg]
         >>> dataset = ConcatDataset([dict(type="MyDataset", ann_file="a.json"),
         ...                          dict(type="MyDataset", ann_file="b.json")])
     """
+
+    _wrapper_name = "ConcatDataset"
 
     def __init__(
         self,
@@ -138,8 +204,6 @@ class ConcatDataset(_TorchConcatDataset):  # type: ignore[type-arg]
         meta_keys: set[str] = set()
         for metainfo in metainfos:
             meta_keys |= metainfo.keys()
-        # Only the first dataset's meta information is kept.
-        self._metainfo: dict[str, Any] = metainfos[0]
         for i, metainfo in enumerate(metainfos, 1):
             for key in sorted(meta_keys, key=str):
                 if key in self.ignore_keys:
@@ -150,7 +214,7 @@ class ConcatDataset(_TorchConcatDataset):  # type: ignore[type-arg]
                         f"({type(self.datasets[i - 1]).__name__}); add it, or pass "
                         f"ignore_keys=[{key!r}]"
                     )
-                first, current = self._metainfo[key], metainfo[key]
+                first, current = metainfos[0][key], metainfo[key]
                 if type(first) is not type(current):
                     raise TypeError(
                         f"The type {type(current)} of {key} in the {i}-th dataset should be the "
@@ -162,15 +226,8 @@ class ConcatDataset(_TorchConcatDataset):  # type: ignore[type-arg]
                         f"information of the first dataset: {key}={current!r} differs from "
                         f"{first!r} (pass ignore_keys=[{key!r}] if that is intended)"
                     )
-
-        self._fully_initialized: bool = False
-        if not lazy_init:
-            self.full_init()
-
-    @property
-    def metainfo(self) -> dict[str, Any]:
-        """A copy of the first dataset's meta information."""
-        return copy.deepcopy(self._metainfo)
+        # Only the first dataset's meta information is kept.
+        self._init_state(metainfos[0], lazy_init)
 
     def full_init(self) -> None:
         """Initialise every dataset and compute the cumulative sizes (once)."""
@@ -213,22 +270,12 @@ class ConcatDataset(_TorchConcatDataset):  # type: ignore[type-arg]
 
     def __getitem__(self, idx: int) -> Any:
         """Sample ``idx`` of the concatenation."""
-        if not self._fully_initialized:
-            _warn_lazy()
-            self.full_init()
+        self._full_init_on_first_item()
         dataset_idx, sample_idx = self._get_ori_dataset_idx(idx)
         return self.datasets[dataset_idx][sample_idx]
 
-    def get_subset_(self, indices: list[int] | int) -> None:
-        """Not supported (ambiguous); take subsets of the wrapped datasets."""
-        _no_subset("ConcatDataset")
 
-    def get_subset(self, indices: list[int] | int) -> Any:
-        """Not supported (ambiguous); take subsets of the wrapped datasets."""
-        _no_subset("ConcatDataset")
-
-
-class RepeatDataset:
+class RepeatDataset(_SingleDatasetWrapper):
     """A dataset repeated ``times`` times: sample ``i`` is sample ``i % len(dataset)``.
 
     Useful when a dataset is small and loading restarts at every epoch.
@@ -243,6 +290,8 @@ class RepeatDataset:
         ValueError: ``times`` is negative.
     """
 
+    _wrapper_name = "RepeatDataset"
+
     def __init__(self, dataset: Any, times: int, lazy_init: bool = False) -> None:
         self.dataset: Any = _build_dataset(dataset, "dataset")
         if not isinstance(times, int) or isinstance(times, bool):
@@ -250,15 +299,7 @@ class RepeatDataset:
         if times < 0:
             raise ValueError(f"times should not be negative, but got {times}")
         self.times: int = times
-        self._metainfo: dict[str, Any] = _metainfo_of(self.dataset)
-        self._fully_initialized: bool = False
-        if not lazy_init:
-            self.full_init()
-
-    @property
-    def metainfo(self) -> dict[str, Any]:
-        """A copy of the wrapped dataset's meta information."""
-        return copy.deepcopy(self._metainfo)
+        self._init_state(_metainfo_of(self.dataset), lazy_init)
 
     def full_init(self) -> None:
         """Initialise the wrapped dataset (once)."""
@@ -277,37 +318,12 @@ class RepeatDataset:
         return idx % self._ori_len
 
     @force_full_init
-    def get_data_info(self, idx: int) -> Any:
-        """The data info of global index ``idx``."""
-        return self.dataset.get_data_info(self._get_ori_dataset_idx(idx))
-
-    @force_full_init
-    def get_cat_ids(self, idx: int) -> Any:
-        """The category ids of global index ``idx``."""
-        return self.dataset.get_cat_ids(self._get_ori_dataset_idx(idx))
-
-    def __getitem__(self, idx: int) -> Any:
-        """Sample ``idx`` of the repetition."""
-        if not self._fully_initialized:
-            _warn_lazy()
-            self.full_init()
-        return self.dataset[self._get_ori_dataset_idx(idx)]
-
-    @force_full_init
     def __len__(self) -> int:
         """``times`` times the wrapped dataset's length."""
         return self.times * self._ori_len
 
-    def get_subset_(self, indices: list[int] | int) -> None:
-        """Not supported (ambiguous); take a subset of the wrapped dataset."""
-        _no_subset("RepeatDataset")
 
-    def get_subset(self, indices: list[int] | int) -> Any:
-        """Not supported (ambiguous); take a subset of the wrapped dataset."""
-        _no_subset("RepeatDataset")
-
-
-class ClassBalancedDataset:
+class ClassBalancedDataset(_SingleDatasetWrapper):
     r"""A dataset whose samples of rare categories are repeated (repeat factor sampling).
 
     From `LVIS <https://arxiv.org/abs/1908.03195>`_: each sample appears ``ceil(r(I))`` times,
@@ -330,6 +346,8 @@ class ClassBalancedDataset:
         ValueError: ``oversample_thr`` is negative.
     """
 
+    _wrapper_name = "ClassBalancedDataset"
+
     def __init__(self, dataset: Any, oversample_thr: float, lazy_init: bool = False) -> None:
         self.dataset: Any = _build_dataset(dataset, "dataset")
         if not isinstance(oversample_thr, Real) or isinstance(oversample_thr, bool):
@@ -337,15 +355,7 @@ class ClassBalancedDataset:
         if oversample_thr < 0:
             raise ValueError(f"oversample_thr should not be negative, but got {oversample_thr}")
         self.oversample_thr: float = float(oversample_thr)
-        self._metainfo: dict[str, Any] = _metainfo_of(self.dataset)
-        self._fully_initialized: bool = False
-        if not lazy_init:
-            self.full_init()
-
-    @property
-    def metainfo(self) -> dict[str, Any]:
-        """A copy of the wrapped dataset's meta information."""
-        return copy.deepcopy(self._metainfo)
+        self._init_state(_metainfo_of(self.dataset), lazy_init)
 
     def full_init(self) -> None:
         """Initialise the wrapped dataset and compute the repeated indices (once)."""
@@ -407,31 +417,6 @@ class ClassBalancedDataset:
         return self.repeat_indices[idx]
 
     @force_full_init
-    def get_cat_ids(self, idx: int) -> Any:
-        """The category ids of global index ``idx``."""
-        return self.dataset.get_cat_ids(self._get_ori_dataset_idx(idx))
-
-    @force_full_init
-    def get_data_info(self, idx: int) -> Any:
-        """The data info of global index ``idx``."""
-        return self.dataset.get_data_info(self._get_ori_dataset_idx(idx))
-
-    def __getitem__(self, idx: int) -> Any:
-        """Sample ``idx`` of the balanced dataset."""
-        if not self._fully_initialized:
-            _warn_lazy()
-            self.full_init()
-        return self.dataset[self._get_ori_dataset_idx(idx)]
-
-    @force_full_init
     def __len__(self) -> int:
         """The number of samples, repeats included."""
         return len(self.repeat_indices)
-
-    def get_subset_(self, indices: list[int] | int) -> None:
-        """Not supported (ambiguous); take a subset of the wrapped dataset."""
-        _no_subset("ClassBalancedDataset")
-
-    def get_subset(self, indices: list[int] | int) -> Any:
-        """Not supported (ambiguous); take a subset of the wrapped dataset."""
-        _no_subset("ClassBalancedDataset")

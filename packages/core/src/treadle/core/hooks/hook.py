@@ -16,6 +16,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from treadle.core.hookspecs import LIFECYCLE_HOOKS
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -73,30 +75,8 @@ class Hook:
     """
 
     priority: int | str | Priority = "NORMAL"
-    stages = (
-        "before_run",
-        "after_load_checkpoint",
-        "before_train",
-        "before_train_epoch",
-        "before_train_iter",
-        "after_train_iter",
-        "after_train_epoch",
-        "before_val",
-        "before_val_epoch",
-        "before_val_iter",
-        "after_val_iter",
-        "after_val_epoch",
-        "after_val",
-        "before_save_checkpoint",
-        "after_train",
-        "before_test",
-        "before_test_epoch",
-        "before_test_iter",
-        "after_test_iter",
-        "after_test_epoch",
-        "after_test",
-        "after_run",
-    )
+    #: MMEngine's hook points in order: the lifecycle points but treadle's ``on_exception``.
+    stages = tuple(point for point in LIFECYCLE_HOOKS if point != "on_exception")
 
     def before_run(self, runner: Any) -> None:
         """Before the run starts."""

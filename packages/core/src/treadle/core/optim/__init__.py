@@ -1,8 +1,8 @@
 """Optimization: optimizer wrappers, their constructors, and parameter schedulers.
 
 MMEngine's ``mmengine.optim`` names. They are imported on first access:
-``import treadle.core.optim`` alone imports neither torch nor the submodules, so the light
-``components`` modules below it can be read at plugin discovery; ``from treadle.core.optim import
+``import treadle.core.optim`` alone imports neither torch nor the modules that define them, so
+the light ``components`` modules below it can be read at plugin discovery; ``from treadle.core.optim import
 OptimWrapper`` imports torch.
 """
 
@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+# Name tables whose modules are imported on first access (no torch): their ``__all__`` says where
+# this package's optimizer and scheduler names live.
+from treadle.core.optim import optimizer as _optimizer
+from treadle.core.optim import scheduler as _scheduler
 
 if TYPE_CHECKING:
     from treadle.core.optim.optimizer import (
@@ -110,46 +115,23 @@ __all__ = [
     "build_optim_wrapper",
 ]
 
-_OPTIMIZER = "treadle.core.optim.optimizer"
-_SCHEDULER = "treadle.core.optim.scheduler"
-_REGISTRY = "treadle.core.registry"
 _LAZY: dict[str, str] = {
     **dict.fromkeys(
-        (
-            "AmpOptimWrapper",
-            "BaseOptimWrapper",
-            "DefaultOptimWrapperConstructor",
-            "OptimWrapper",
-            "OptimWrapperDict",
-            "build_optim_wrapper",
-        ),
-        _OPTIMIZER,
+        ("OPTIMIZERS", "OPTIM_WRAPPERS", "OPTIM_WRAPPER_CONSTRUCTORS"), "treadle.core.registry"
     ),
-    **dict.fromkeys(
-        (
-            "OPTIMIZERS",
-            "OPTIM_WRAPPERS",
-            "OPTIM_WRAPPER_CONSTRUCTORS",
-        ),
-        _REGISTRY,
-    ),
+    **dict.fromkeys(_optimizer.__all__, _optimizer.__name__),
+    **dict.fromkeys(_scheduler.__all__, _scheduler.__name__),
 }
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        if name.startswith("__"):
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        # Scheduler names: whatever treadle.core.optim.scheduler exports (it imports no torch).
-        scheduler = importlib.import_module(_SCHEDULER)
-        if name not in scheduler.__all__:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        module = _SCHEDULER
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted({*globals(), *__all__})

@@ -14,6 +14,7 @@ return a path return it in the same form.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from abc import ABCMeta, abstractmethod
 from typing import TYPE_CHECKING, TypeAlias, Union
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
 PathType: TypeAlias = Union[str, "os.PathLike[str]"]
 
 
+def _check_list_args(list_dir: bool, suffix: str | tuple[str, ...] | None) -> None:
+    """Check the ``list_dir``/``suffix`` arguments of :meth:`~BaseStorageBackend.list_dir_or_file`."""
+    if list_dir and suffix is not None:
+        raise TypeError("`suffix` must be None when `list_dir` is True (suffixes apply to files)")
+    if suffix is not None and not isinstance(suffix, (str, tuple)):
+        raise TypeError(f"`suffix` must be a str or a tuple of str, got {type(suffix).__name__}")
+
+
 class BaseStorageBackend(metaclass=ABCMeta):
     """Abstract storage backend: MMEngine's method set, with defaults built on a few primitives."""
 
@@ -32,6 +41,18 @@ class BaseStorageBackend(metaclass=ABCMeta):
     def name(self) -> str:
         """The backend's class name, used in error messages."""
         return type(self).__name__
+
+    def _not_found(self, path: PathType, what: str = "No such file or directory") -> OSError:
+        """A ``FileNotFoundError`` that names ``path`` and this backend."""
+        return FileNotFoundError(errno.ENOENT, f"{what} ({self.name})", os.fspath(path))
+
+    def _not_a_dir(self, dir_path: PathType, exists: bool) -> OSError:
+        """The error for listing ``dir_path``, which is a file (``exists``) or missing."""
+        if exists:
+            return NotADirectoryError(
+                errno.ENOTDIR, f"Not a directory ({self.name})", os.fspath(dir_path)
+            )
+        return self._not_found(dir_path, "No such directory")
 
     # ---------------------------------------------------------------- primitives (abstract)
 

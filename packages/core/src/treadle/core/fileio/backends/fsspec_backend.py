@@ -16,7 +16,7 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from treadle.core.fileio._atomic import atomic_local_path
-from treadle.core.fileio.backends.base import BaseStorageBackend
+from treadle.core.fileio.backends.base import BaseStorageBackend, _check_list_args
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -81,9 +81,6 @@ class FsspecBackend(BaseStorageBackend):
         path: str = self.fs._strip_protocol(os.fspath(filepath))
         return path
 
-    def _not_found(self, filepath: PathType, what: str = "No such file or directory") -> OSError:
-        return FileNotFoundError(errno.ENOENT, f"{what} ({self.name})", os.fspath(filepath))
-
     def _write(self, filepath: PathType, write: Callable[[str], object]) -> None:
         """Call ``write(internal_path)`` so that the destination appears whole or not at all."""
         target = self._path(filepath)
@@ -116,6 +113,19 @@ class FsspecBackend(BaseStorageBackend):
                 )
             raise self._not_found(filepath)
         return path
+
+    def _require_dir(self, dir_path: PathType) -> str:
+        path = self._path(dir_path).rstrip("/")
+        if not self.fs.isdir(path):
+            raise self._not_found(dir_path, "No such directory")
+        return path
+
+    def _find(self, dir_path: str) -> Iterator[tuple[str, str, bool]]:
+        """``(internal path, path relative to dir_path, is a directory)`` of what it holds."""
+        for name, info in sorted(self.fs.find(dir_path, withdirs=True, detail=True).items()):
+            rel = name[len(dir_path) :].lstrip("/")
+            if rel:
+                yield name, rel, info["type"] == "directory"
 
     # ---------------------------------------------------------------- primitives
 
@@ -177,16 +187,10 @@ class FsspecBackend(BaseStorageBackend):
 
         The arguments and the directory's existence are checked when this is called.
         """
-        from treadle.core.fileio.backends.local import _check_list_args
-
         _check_list_args(list_dir, suffix)
         root = self._path(dir_path).rstrip("/")
         if not self.fs.isdir(root or "/"):
-            if self.fs.exists(root):
-                raise NotADirectoryError(
-                    errno.ENOTDIR, f"Not a directory ({self.name})", os.fspath(dir_path)
-                )
-            raise self._not_found(dir_path, "No such directory")
+            raise self._not_a_dir(dir_path, self.fs.exists(root))
         return self._scan(root, root, list_dir, list_file, suffix, recursive)
 
     def _scan(
@@ -247,17 +251,12 @@ class FsspecBackend(BaseStorageBackend):
 
     def copytree(self, src: PathType, dst: PathType) -> str:
         """Copy a directory tree (hidden files included) to ``dst``, which must not exist."""
-        src_path = self._path(src).rstrip("/")
-        if not self.fs.isdir(src_path):
-            raise self._not_found(src, "No such directory")
+        src_path = self._require_dir(src)
         dst_str = os.fspath(dst)
         if self.exists(dst):
             raise FileExistsError(errno.EEXIST, f"Destination exists ({self.name})", dst_str)
-        for name, info in sorted(self.fs.find(src_path, withdirs=True, detail=True).items()):
-            rel = name[len(src_path) :].lstrip("/")
-            if not rel:
-                continue
-            if info["type"] == "directory":
+        for _name, rel, is_dir in self._find(src_path):
+            if is_dir:
                 if self._rename_writes:
                     self.fs.makedirs(self._path(self.join_path(dst_str, rel)), exist_ok=True)
             else:
@@ -287,19 +286,14 @@ class FsspecBackend(BaseStorageBackend):
 
     def copytree_to_local(self, src: PathType, dst: PathType) -> str:
         """Download a directory tree (hidden files included) to a new local directory."""
-        src_path = self._path(src).rstrip("/")
-        if not self.fs.isdir(src_path):
-            raise self._not_found(src, "No such directory")
+        src_path = self._require_dir(src)
         dst_str = os.fspath(dst)
         if os.path.exists(dst_str):
             raise FileExistsError(errno.EEXIST, "Destination exists (local)", dst_str)
         os.makedirs(dst_str)
-        for name, info in sorted(self.fs.find(src_path, withdirs=True, detail=True).items()):
-            rel = name[len(src_path) :].lstrip("/")
-            if not rel:
-                continue
+        for name, rel, is_dir in self._find(src_path):
             local = os.path.join(dst_str, *rel.split("/"))
-            if info["type"] == "directory":
+            if is_dir:
                 os.makedirs(local, exist_ok=True)
             else:
                 os.makedirs(os.path.dirname(local), exist_ok=True)

@@ -9,19 +9,12 @@ import shutil
 from typing import TYPE_CHECKING
 
 from treadle.core.fileio._atomic import atomic_local_path, write_bytes_atomic, write_text_atomic
-from treadle.core.fileio.backends.base import BaseStorageBackend
+from treadle.core.fileio.backends.base import BaseStorageBackend, _check_list_args
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from treadle.core.fileio.backends.base import PathType
-
-
-def _check_list_args(list_dir: bool, suffix: str | tuple[str, ...] | None) -> None:
-    if list_dir and suffix is not None:
-        raise TypeError("`suffix` must be None when `list_dir` is True (suffixes apply to files)")
-    if suffix is not None and not isinstance(suffix, (str, tuple)):
-        raise TypeError(f"`suffix` must be a str or a tuple of str, got {type(suffix).__name__}")
 
 
 class LocalBackend(BaseStorageBackend):
@@ -42,9 +35,6 @@ class LocalBackend(BaseStorageBackend):
 
     def __init__(self, fsync: bool = False) -> None:
         self.fsync = fsync
-
-    def _not_found(self, path: PathType, what: str = "No such file or directory") -> OSError:
-        return FileNotFoundError(errno.ENOENT, f"{what} ({self.name})", os.fspath(path))
 
     def get(self, filepath: PathType) -> bytes:
         """Read a whole file as bytes."""
@@ -211,9 +201,7 @@ class LocalBackend(BaseStorageBackend):
         _check_list_args(list_dir, suffix)
         root = os.fspath(dir_path)
         if not os.path.isdir(root):
-            if os.path.exists(root):
-                raise NotADirectoryError(errno.ENOTDIR, f"Not a directory ({self.name})", root)
-            raise self._not_found(root, "No such directory")
+            raise self._not_a_dir(root, os.path.exists(root))
         return self._scan(root, root, list_dir, list_file, suffix, recursive)
 
     def _scan(

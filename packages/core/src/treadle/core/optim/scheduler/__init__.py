@@ -7,8 +7,9 @@ else; none of these modules imports torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from treadle.core.utils.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from treadle.core.optim.scheduler.lr_scheduler import (
@@ -91,7 +92,7 @@ __all__ = [
     "_ParamScheduler",
 ]
 
-_LAZY: dict[str, str] = {
+_WHERE: dict[str, str] = {
     **dict.fromkeys(
         (
             "ConstantLR",
@@ -106,7 +107,7 @@ _LAZY: dict[str, str] = {
             "ReduceOnPlateauLR",
             "StepLR",
         ),
-        "treadle.core.optim.scheduler.lr_scheduler",
+        "lr_scheduler",
     ),
     **dict.fromkeys(
         (
@@ -121,7 +122,7 @@ _LAZY: dict[str, str] = {
             "ReduceOnPlateauMomentum",
             "StepMomentum",
         ),
-        "treadle.core.optim.scheduler.momentum_scheduler",
+        "momentum_scheduler",
     ),
     **dict.fromkeys(
         (
@@ -140,19 +141,8 @@ _LAZY: dict[str, str] = {
             "StepParamScheduler",
             "_ParamScheduler",
         ),
-        "treadle.core.optim.scheduler.param_scheduler",
+        "param_scheduler",
     ),
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -24,7 +24,7 @@ import math
 import numbers
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeGuard, TypeVar
 
 __all__ = [
     "INF",
@@ -144,12 +144,41 @@ def _check_positive(value: object, name: str, owner: str) -> None:
         raise ValueError(f"{owner}: {name} must be a positive number, but got {value!r}")
 
 
+def _is_positive_int(value: object) -> TypeGuard[numbers.Integral]:
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and int(value) > 0
+
+
 def _check_eta_min(eta_min: float | None, eta_min_ratio: float | None, owner: str) -> None:
     if (eta_min is None) == (eta_min_ratio is None):
         raise ValueError(
             f"{owner}: give exactly one of eta_min and eta_min_ratio, but got "
             f"eta_min={eta_min!r}, eta_min_ratio={eta_min_ratio!r}"
         )
+
+
+def _eta_min_of(base_value: float, eta_min: float | None, eta_min_ratio: float | None) -> float:
+    """The floor of a cosine schedule: ``eta_min``, or ``eta_min_ratio`` times the base value."""
+    if eta_min_ratio is None:
+        assert eta_min is not None
+        return eta_min
+    return base_value * eta_min_ratio
+
+
+def _cosine_step(
+    step: int,
+    period: float,
+    base_values: list[Any],
+    current: list[Any],
+    eta_min: float | None,
+    eta_min_ratio: float | None,
+) -> list[Any]:
+    """Values after ``step`` of a chainable cosine from each base value down to its floor."""
+    ratio = (1 + math.cos(math.pi * step / period)) / (1 + math.cos(math.pi * (step - 1) / period))
+    values = []
+    for base, value in zip(base_values, current, strict=True):
+        floor = _eta_min_of(base, eta_min, eta_min_ratio)
+        values.append(ratio * (value - floor) + floor)
+    return values
 
 
 def _plain(value: Any) -> Any:
@@ -274,20 +303,17 @@ class ParamScheduler:
                 f"{cls.__name__}: convert_to_iter_based needs an epoch-based config "
                 "(by_epoch=True), but got by_epoch=False"
             )
-        if (
-            isinstance(epoch_length, bool)
-            or not isinstance(epoch_length, numbers.Integral)
-            or epoch_length <= 0
-        ):
+        if not _is_positive_int(epoch_length):
             raise ValueError(
                 f"{cls.__name__}: epoch_length must be a positive integer to convert an "
                 f"epoch-based scheduler to an iteration-based one, but got {epoch_length!r}"
             )
         length = int(epoch_length)
         kwargs = cls._scale_epoch_args(dict(kwargs), length)
-        iter_begin = int(begin * length)
-        iter_end = int(end * length) if end != INF else INF
-        return cls(*args, begin=iter_begin, end=iter_end, by_epoch=False, **kwargs)
+        kwargs["begin"] = int(begin * length)
+        kwargs["end"] = int(end * length) if end != INF else INF
+        kwargs["by_epoch"] = False
+        return cls(*args, **kwargs)
 
     @classmethod
     def _scale_epoch_args(cls, kwargs: dict[str, Any], epoch_length: int) -> dict[str, Any]:
@@ -398,9 +424,12 @@ class ParamScheduler:
             f"end={self.end}, by_epoch={self.by_epoch}, last_step={self.last_step})"
         )
 
-    # Helper for the subclasses: the current value of every group.
+    # Helpers for the subclasses: the current value of every group, and it times ``factor``.
     def _current_values(self) -> list[Any]:
         return [group[self.param_name] for group in self.optimizer.param_groups]
+
+    def _scaled_values(self, factor: float) -> list[Any]:
+        return [value * factor for value in self._current_values()]
 
 
 #: MMEngine's name for :class:`ParamScheduler` (``isinstance`` checks and subclasses written for
@@ -456,7 +485,7 @@ class StepParamScheduler(ParamScheduler):
     def _get_value(self) -> list[Any]:
         if self.last_step == 0 or self.last_step % self.step_size != 0:
             return self._current_values()
-        return [value * self.gamma for value in self._current_values()]
+        return self._scaled_values(self.gamma)
 
 
 class MultiStepParamScheduler(ParamScheduler):
@@ -491,13 +520,10 @@ class MultiStepParamScheduler(ParamScheduler):
         by_epoch: bool = True,
         verbose: bool = False,
     ) -> None:
-        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
-            raise TypeError(
-                f"{type(self).__name__}: milestones must be a list of integers, but got "
-                f"{milestones!r}"
-            )
-        milestones = list(milestones)
-        if not all(isinstance(m, numbers.Integral) for m in milestones):
+        is_iterable = not isinstance(milestones, (str, bytes)) and isinstance(milestones, Iterable)
+        if is_iterable:
+            milestones = list(milestones)
+        if not is_iterable or not all(isinstance(m, numbers.Integral) for m in milestones):
             raise TypeError(
                 f"{type(self).__name__}: milestones must be a list of integers, but got "
                 f"{milestones!r}"
@@ -520,8 +546,7 @@ class MultiStepParamScheduler(ParamScheduler):
         count = self.milestones.get(self.last_step, 0)
         if not count:
             return self._current_values()
-        factor = self.gamma**count
-        return [value * factor for value in self._current_values()]
+        return self._scaled_values(self.gamma**count)
 
 
 class ConstantParamScheduler(ParamScheduler):
@@ -562,9 +587,9 @@ class ConstantParamScheduler(ParamScheduler):
 
     def _get_value(self) -> list[Any]:
         if self.last_step == 0:
-            return [value * self.factor for value in self._current_values()]
+            return self._scaled_values(self.factor)
         if self.last_step == self.total_iters:
-            return [value * (1.0 / self.factor) for value in self._current_values()]
+            return self._scaled_values(1.0 / self.factor)
         return self._current_values()
 
 
@@ -599,7 +624,7 @@ class ExponentialParamScheduler(ParamScheduler):
     def _get_value(self) -> list[Any]:
         if self.last_step == 0:
             return self._current_values()
-        return [value * self.gamma for value in self._current_values()]
+        return self._scaled_values(self.gamma)
 
 
 class CosineAnnealingParamScheduler(ParamScheduler):
@@ -661,12 +686,6 @@ class CosineAnnealingParamScheduler(ParamScheduler):
             kwargs["T_max"] = kwargs["T_max"] * epoch_length
         return kwargs
 
-    def _eta_min(self, base_value: float) -> float:
-        if self.eta_min_ratio is None:
-            assert self.eta_min is not None
-            return self.eta_min
-        return base_value * self.eta_min_ratio
-
     def _get_value(self) -> list[Any]:
         t, t_max = self.last_step, self.T_max
         current = self._current_values()
@@ -676,15 +695,10 @@ class CosineAnnealingParamScheduler(ParamScheduler):
             # The recursive ratio below is 0/0 at the trough; step up by the exact increment.
             rise = (1 - math.cos(math.pi / t_max)) / 2
             return [
-                value + (base - self._eta_min(base)) * rise
+                value + (base - _eta_min_of(base, self.eta_min, self.eta_min_ratio)) * rise
                 for base, value in zip(self.base_values, current, strict=True)
             ]
-        ratio = (1 + math.cos(math.pi * t / t_max)) / (1 + math.cos(math.pi * (t - 1) / t_max))
-        values = []
-        for base, value in zip(self.base_values, current, strict=True):
-            eta_min = self._eta_min(base)
-            values.append(ratio * (value - eta_min) + eta_min)
-        return values
+        return _cosine_step(t, t_max, self.base_values, current, self.eta_min, self.eta_min_ratio)
 
 
 class LinearParamScheduler(ParamScheduler):
@@ -732,10 +746,11 @@ class LinearParamScheduler(ParamScheduler):
 
     def _get_value(self) -> list[Any]:
         if self.last_step == 0:
-            return [value * self.start_factor for value in self._current_values()]
+            return self._scaled_values(self.start_factor)
         delta = self.end_factor - self.start_factor
-        factor = 1.0 + delta / (self.total_iters * self.start_factor + (self.last_step - 1) * delta)
-        return [value * factor for value in self._current_values()]
+        return self._scaled_values(
+            1.0 + delta / (self.total_iters * self.start_factor + (self.last_step - 1) * delta)
+        )
 
 
 class PolyParamScheduler(ParamScheduler):
@@ -862,11 +877,7 @@ class OneCycleParamScheduler(ParamScheduler):
         self.final_div_factor = final_div_factor
         self.total_steps: int
         if total_steps is not None:
-            if (
-                isinstance(total_steps, bool)
-                or not isinstance(total_steps, numbers.Integral)
-                or total_steps <= 0
-            ):
+            if not _is_positive_int(total_steps):
                 raise ValueError(
                     f"{owner}: total_steps must be a positive integer, but got {total_steps!r}"
                 )
@@ -1041,15 +1052,9 @@ class CosineRestartParamScheduler(ParamScheduler):
         step = self.last_step - (self.cumulative_periods[idx - 1] if idx else 0)
         if step == 0:
             return [base * weight for base in self.base_values]
-        ratio = (1 + math.cos(math.pi * step / period)) / (
-            1 + math.cos(math.pi * (step - 1) / period)
+        return _cosine_step(
+            step, period, self.base_values, current, self.eta_min, self.eta_min_ratio
         )
-        values = []
-        for base, value in zip(self.base_values, current, strict=True):
-            eta_min = base * self.eta_min_ratio if self.eta_min_ratio is not None else self.eta_min
-            assert eta_min is not None
-            values.append(ratio * (value - eta_min) + eta_min)
-        return values
 
 
 class ReduceOnPlateauParamScheduler(ParamScheduler):
