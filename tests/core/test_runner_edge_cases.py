@@ -761,11 +761,6 @@ def test_iter_loop_with_a_custom_batch_sampler_replays_to_resume(
         assert torch.equal(value, _weights(resumed)[name]), name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the text log is written only for local work dirs (Runner.build_logger); with a "
-    "remote work_dir it is not written anywhere, though DESIGN.md says logs go through fileio",
-)
 def test_memory_work_dir_gets_the_text_log(toy_cfg: Any, tmp_path: Path) -> None:
     pytest.importorskip("fsspec")
     from treadle.core import fileio
@@ -774,4 +769,26 @@ def test_memory_work_dir_gets_the_text_log(toy_cfg: Any, tmp_path: Path) -> None
     cfg["work_dir"] = f"memory://treadle-edge-log-{os.getpid()}-{tmp_path.name}/work"
     runner = Runner.from_cfg(cfg)
     runner.train()
-    assert fileio.exists(f"{runner.log_dir}/{runner.timestamp}.log")
+    text = fileio.get_text(f"{runner.log_dir}/{runner.timestamp}.log")
+    assert "Epoch(train) [1][3/3]" in text
+    assert "Saving checkpoint at 1 epochs" in text
+
+
+def test_memory_work_dir_gets_the_log_of_a_failed_run(toy_cfg: Any, tmp_path: Path) -> None:
+    """The staged log is uploaded when the run fails too, with what happened before the error."""
+    from treadle.core import fileio
+
+    class FailAtTwo(Hook):
+        def after_train_iter(
+            self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+        ) -> None:
+            if runner.iter == 1:
+                raise RuntimeError("stop here")
+
+    cfg = toy_cfg(custom_hooks=[FailAtTwo()])
+    cfg["work_dir"] = f"memory://treadle-edge-faillog-{os.getpid()}-{tmp_path.name}/work"
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(RuntimeError, match="stop here"):
+        runner.train()
+    text = fileio.get_text(f"{runner.log_dir}/{runner.timestamp}.log")
+    assert "Epoch(train) [1][1/3]" in text

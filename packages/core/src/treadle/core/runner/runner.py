@@ -268,9 +268,22 @@ class Runner:
     def build_logger(
         self, log_level: int | str = "INFO", log_file: str | None = None
     ) -> TreadleLogger:
-        """Build the run's logger; it writes ``<log_dir>/<timestamp>.log`` for local work dirs."""
-        if log_file is None and not is_remote_path(self._log_dir):
-            log_file = osp.join(self._log_dir, f"{self._timestamp}.log")
+        """Build the run's logger, writing ``<log_dir>/<timestamp>.log``.
+
+        For a remote work dir (``s3://…``) the log is written to a local staging file and
+        uploaded through the file I/O API at every checkpoint save and when the run ends, on
+        success or failure (see :meth:`sync_log`).
+        """
+        self._remote_log: tuple[str, str] | None = None
+        if log_file is None:
+            name = f"{self._timestamp}.log"
+            if is_remote_path(self._log_dir):
+                import tempfile
+
+                log_file = osp.join(tempfile.mkdtemp(prefix="treadle-log-"), name)
+                self._remote_log = (log_file, join_path(self._log_dir, name))
+            else:
+                log_file = osp.join(self._log_dir, name)
         return TreadleLogger.get_instance(
             self._experiment_name, logger_name="treadle", log_file=log_file, log_level=log_level
         )
@@ -576,6 +589,25 @@ class Runner:
             except Exception as hook_exc:  # never hide the original error
                 self.logger.error(f"on_exception hook failed during {stage}: {hook_exc!r}")
             raise
+        finally:
+            self.sync_log()
+
+    def sync_log(self) -> None:
+        """Upload the text log to a remote work dir (no-op for local ones). Rank 0 only.
+
+        A failing upload is logged, never raised: it must not hide the run's own outcome.
+        """
+        if self._remote_log is None or self.strategy.rank != 0:
+            return
+        from treadle.core.fileio import copyfile_from_local
+
+        local, remote = self._remote_log
+        for handler in self.logger.handlers:
+            handler.flush()
+        try:
+            copyfile_from_local(local, remote)
+        except Exception as exc:
+            self.logger.warning(f"could not upload the log to {remote}: {exc!r}")
 
     def train(self) -> nn.Module:
         """Train; validate as ``val_cfg`` says; return the model."""
@@ -885,6 +917,7 @@ class Runner:
         self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
         if self.strategy.rank == 0:
             save_checkpoint(checkpoint, join_path(out_dir, filename), backend_args=backend_args)
+        self.sync_log()  # a remote work dir gets the log up to this checkpoint
 
     def dump_config(self) -> None:
         """Write the config to the work dir (rank 0), as MMEngine does."""
