@@ -17,8 +17,8 @@ The update rule of one :meth:`~OptimWrapper.update_params` call::
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -27,7 +27,7 @@ from treadle.core.logging import print_log
 from treadle.core.optim.optimizer.base import BaseOptimWrapper
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
 
     from torch import nn
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["OptimWrapper"]
 
 _CLIP_TYPES = ("norm", "value")
+
+
+_NULL_CONTEXT = contextlib.nullcontext()
 
 
 def _has_batch_norm(model: nn.Module) -> bool:
@@ -263,23 +266,25 @@ class OptimWrapper(BaseOptimWrapper):
     # Gradient accumulation
     # -----------------------------------------------------------------------------------------
 
-    @contextmanager
-    def optim_context(self, model: nn.Module) -> Iterator[None]:
+    def optim_context(self, model: nn.Module) -> AbstractContextManager[Any]:
         """The context for the forward pass of one iteration.
 
         During gradient accumulation it skips gradient synchronisation on the iterations that do
         not update, through the model's ``no_sync()`` (DistributedDataParallel and any model that
         has one). Subclasses add their own context (autocast in :class:`AmpOptimWrapper`).
+        Otherwise it is a shared no-op context: nothing is built per iteration.
 
         Args:
             model: The model being trained.
         """
-        no_sync: Callable[[], AbstractContextManager[Any]] | None = getattr(model, "no_sync", None)
+        # type(model) lookup: nn.Module.__getattr__ would raise and catch for a missing name.
+        no_sync: Callable[[], AbstractContextManager[Any]] | None = getattr(
+            type(model), "no_sync", None
+        )
         if no_sync is not None and not self.should_sync():
-            with no_sync():
-                yield
-        else:
-            yield
+            context: AbstractContextManager[Any] = no_sync(model)  # type: ignore[call-arg]
+            return context
+        return _NULL_CONTEXT
 
     def initialize_count_status(self, model: nn.Module, init_counts: int, max_counts: int) -> None:
         """Tell the wrapper where the run starts and how many iterations it has.
