@@ -120,6 +120,8 @@ def _as_tensor(value: Any) -> torch.Tensor:
     import torch
 
     if isinstance(value, torch.Tensor):
+        if value.is_cpu and not value.requires_grad:  # the common case: nothing to do
+            return value
         return value.detach().cpu()
     return torch.as_tensor(value)
 
