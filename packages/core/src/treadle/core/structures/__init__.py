@@ -7,8 +7,9 @@ Names are imported on first access, so ``import treadle.core.structures`` does n
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from treadle.core.utils.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from treadle.core.structures.base_data_element import BaseDataElement
@@ -26,14 +27,4 @@ _WHERE: dict[str, str] = {
 __all__ = ["BaseDataElement", "InstanceData", "LabelData", "PixelData"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -26,18 +26,23 @@ def lazy_exports(
 
     Args:
         package: The package's ``__name__``.
-        where: Public name → submodule (relative to ``package``) that defines it.
+        where: Public name → the module that defines it: a submodule name relative to
+            ``package`` (``"evaluator"``), or an absolute module path under the same top-level
+            package (``"treadle.core.registry"``), for names re-exported from elsewhere.
 
     Returns:
         ``(__getattr__, __dir__)`` to assign at module level. A fetched name is cached in the
         package's namespace, so later accesses cost nothing.
     """
 
+    absolute = package.split(".")[0] + "."
+
     def __getattr__(name: str) -> Any:
         module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        path = module if module.startswith(absolute) else f"{package}.{module}"
+        value = getattr(importlib.import_module(path), name)
         setattr(sys.modules[package], name, value)
         return value
 

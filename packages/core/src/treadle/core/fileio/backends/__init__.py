@@ -6,9 +6,10 @@ Only :class:`BaseStorageBackend` is imported eagerly; the concrete backends load
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from treadle.core.fileio.backends.base import BaseStorageBackend
+from treadle.core.utils.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from treadle.core.fileio.backends.fsspec_backend import FsspecBackend
@@ -22,10 +23,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
