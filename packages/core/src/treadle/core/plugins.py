@@ -46,7 +46,6 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PluginInfo",
     "describe_failures",
-    "get_plugin_manager",
     "list_plugins",
     "load_plugins",
     "loaded_plugins",
@@ -314,11 +313,6 @@ def _core_version() -> str:
     from treadle.core.version import __version__
 
     return __version__
-
-
-def get_plugin_manager() -> pluggy.PluginManager:
-    """Return the process-level plugin manager, loading plugins first if needed."""
-    return load_plugins()
 
 
 def register_plugin(plugin: Any, name: str | None = None) -> PluginInfo:

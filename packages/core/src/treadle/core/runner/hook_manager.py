@@ -93,7 +93,7 @@ class RunnerHookManager:
         """
         if any(entry is hook for _, _, entry in self._entries):
             raise ValueError(f"hook {hook!r} is registered twice")
-        if not implemented_points(hook, POINTS) and not _has_hookimpls(hook):
+        if not implemented_points(hook, POINTS) and not has_lifecycle_hookimpls(hook):
             raise TypeError(
                 f"{type(hook).__name__} implements no lifecycle point; a hook overrides at least "
                 f"one of: {', '.join(POINTS)}"
@@ -176,7 +176,8 @@ class RunnerHookManager:
         return [(number, hook) for number, _, hook in sorted(self._entries, key=lambda e: e[:2])]
 
 
-def _has_hookimpls(obj: object) -> bool:
+def has_lifecycle_hookimpls(obj: object) -> bool:
+    """Whether ``obj`` (a module, class or instance) has ``@hookimpl`` lifecycle functions."""
     return any(
         getattr(getattr(obj, name, None), "treadle_impl", None) is not None
         for name in LIFECYCLE_HOOKS

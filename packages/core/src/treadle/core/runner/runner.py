@@ -29,7 +29,7 @@ from treadle.core.registry import (
     VISUALIZERS,
     DefaultScope,
 )
-from treadle.core.runner.hook_manager import RunnerHookManager
+from treadle.core.runner.hook_manager import RunnerHookManager, has_lifecycle_hookimpls
 from treadle.core.runner.utils import is_remote_path, set_random_seed, setup_env
 from treadle.core.version import __version__
 
@@ -543,14 +543,10 @@ class Runner:
 
     def _register_plugin_hooks(self) -> None:
         """Discovered plugins that implement lifecycle points take part in every run."""
-        from treadle.core.hookspecs import LIFECYCLE_HOOKS
         from treadle.core.plugins import loaded_plugins
 
         for _, plugin in loaded_plugins():
-            if any(
-                getattr(getattr(plugin, point, None), "treadle_impl", None) is not None
-                for point in LIFECYCLE_HOOKS
-            ):
+            if has_lifecycle_hookimpls(plugin):
                 self._hooks.register(plugin)
 
     @property
