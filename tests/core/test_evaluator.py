@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -27,10 +28,17 @@ from treadle.core.evaluator import (
     get_metric_value,
 )
 from treadle.core.evaluator.components import COMPONENTS
+from treadle.core.evaluator.metric import _to_cpu
 from treadle.core.logging import TreadleLogger
 from treadle.core.registry import EVALUATOR, METRICS
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 class RecordIds(BaseMetric):
@@ -289,6 +297,107 @@ def test_tensors_are_moved_to_cpu_before_compute() -> None:
     assert torch.equal(result["nested"][0][0], value)
 
 
+class CpuElement:
+    """A data element double: ``to_dict`` and ``cpu`` (which records the call)."""
+
+    def __init__(self) -> None:
+        self.moved: list[CpuElement] = []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {}
+
+    def cpu(self) -> str:
+        self.moved.append(self)
+        return "moved"
+
+
+def test_to_cpu_copies_flat_dicts_of_cpu_tensors_and_keeps_the_leaves() -> None:
+    import torch
+
+    tensor = torch.arange(3)
+    items = [{"t": tensor, "i": 1, "f": 2.0, "s": "x", "n": None, "b": True}, {"t": tensor}]
+    converted = _to_cpu(items)
+    assert converted == items
+    assert converted is not items
+    assert all(new is not old for new, old in zip(converted, items, strict=True))
+    assert all(type(new) is dict for new in converted)
+    assert converted[0]["t"] is tensor
+    assert converted[1]["t"] is tensor
+    assert _to_cpu([]) == []
+    assert _to_cpu(tensor) is tensor
+    leaves = [tensor, 1, "s", None, tensor]
+    converted_leaves = _to_cpu(leaves)
+    assert converted_leaves == leaves
+    assert converted_leaves is not leaves
+    assert converted_leaves[0] is tensor
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param(lambda element: element, id="data element"),
+        pytest.param(lambda element: [element], id="nested list"),
+        pytest.param(lambda element: (element,), id="nested tuple"),
+        pytest.param(lambda element: {"inner": element}, id="nested dict"),
+    ],
+)
+def test_to_cpu_list_of_dicts_with_a_data_element_is_converted(other: Any) -> None:
+    import torch
+
+    element = CpuElement()
+    tensor = torch.arange(2)
+    items = [{"t": tensor}, {"t": tensor, "other": other(element)}]
+    converted = _to_cpu(items)
+    assert element.moved == [element]
+    assert converted[0] == {"t": tensor}
+    assert converted[1]["t"] is tensor
+    assert converted[1]["other"] == other("moved")
+    assert type(converted[1]["other"]) is type(other("moved"))
+
+
+def test_to_cpu_leaves_other_objects_and_rebuilds_container_subclasses() -> None:
+    import torch
+
+    class CpuOnly:
+        def cpu(self) -> str:
+            raise AssertionError("only data elements (to_dict and cpu) are moved")
+
+    class Items(list):  # type: ignore[type-arg]
+        pass
+
+    keep = CpuOnly()
+    parameter = torch.nn.Parameter(torch.ones(2))
+    items = [OrderedDict(a=keep), {"b": keep}, Items([parameter])]
+    converted = _to_cpu(items)
+    assert converted == [{"a": keep}, {"b": keep}, [parameter]]
+    assert [type(item) for item in converted] == [dict, dict, list]
+    assert converted[0]["a"] is keep
+    assert converted[2][0] is parameter  # a CPU tensor subclass: its cpu() is itself
+
+
+def test_to_cpu_moves_tensors_that_are_not_on_the_cpu() -> None:
+    import torch
+
+    # Meta tensors are not on the CPU, and cannot be copied there: the error shows the move was
+    # attempted (a CUDA-free stand-in for a GPU tensor).
+    meta = torch.empty(2, device="meta")
+    for data in ([{"t": torch.arange(2)}, {"t": meta}], [1, meta], {"t": meta}, meta):
+        with pytest.raises(NotImplementedError, match="meta tensor"):
+            _to_cpu(data)
+
+
+@pytest.mark.skipif(not _cuda_available(), reason="needs CUDA")
+def test_to_cpu_moves_cuda_tensors() -> None:
+    import torch
+
+    cuda = torch.arange(3, device="cuda")
+    converted = _to_cpu([{"t": torch.arange(3), "g": cuda, "n": [cuda]}])
+    assert [
+        v.device.type for v in (converted[0]["t"], converted[0]["g"], converted[0]["n"][0])
+    ] == ["cpu"] * 3
+    assert torch.equal(converted[0]["g"], torch.arange(3))
+
+
 @pytest.mark.parametrize("world_size", [2, 3])
 @pytest.mark.parametrize("size", [5, 7, 9])
 @pytest.mark.parametrize("batch_size", [1, 2])
@@ -388,6 +497,29 @@ def test_evaluator_merges_metrics_and_converts_data_elements() -> None:
     evaluator.process([Element(2)])
     assert evaluator.evaluate(3) == {"ids/order": [0, 1, 2], "ids/count": 3, "f/x": 2}
     assert evaluator.metrics == [ids, fixed]
+
+
+def test_evaluator_passes_dicts_and_dict_subclasses_unchanged_in_a_new_list() -> None:
+    class Sample(dict):  # type: ignore[type-arg]
+        def to_dict(self) -> dict[str, Any]:
+            raise AssertionError("dicts are not converted")
+
+    seen: list[Sequence[Any]] = []
+
+    class Spy(RecordIds):
+        def process(self, data_batch: Any, data_samples: Sequence[dict[str, Any]]) -> None:
+            seen.append(data_samples)
+
+    evaluator = Evaluator(Spy())
+    plain = [{"id": 0}, {"id": 1}]
+    evaluator.process(plain)
+    subclassed = [{"id": 0}, Sample(id=1)]
+    evaluator.process(tuple(subclassed))
+    assert seen == [plain, subclassed]
+    assert type(seen[0]) is list
+    assert seen[0] is not plain
+    assert all(new is old for new, old in zip(seen[0], plain, strict=True))
+    assert all(new is old for new, old in zip(seen[1], subclassed, strict=True))
 
 
 def test_evaluator_passes_data_batch_to_metrics() -> None:

@@ -114,7 +114,9 @@ class Evaluator:
             data_samples: The model's outputs (predictions with their ground truth).
             data_batch: The batch from the dataloader.
         """
-        samples = [_as_dict(sample) for sample in data_samples]
+        samples = list(data_samples)
+        if set(map(type, samples)) - {dict}:  # not all plain dicts (which pass unchanged)
+            samples = [_as_dict(sample) for sample in samples]
         for metric in self.metrics:
             metric.process(data_batch, samples)
 

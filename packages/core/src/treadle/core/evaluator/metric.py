@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from treadle.core.evaluator.collectives import LOCAL_COLLECTIVES, Collectives, collect_results
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
 #: Values accepted for ``collect_device`` (MMEngine's). Results travel through the collectives
 #: object either way; the strategy decides the transport.
 _COLLECT_DEVICES = ("cpu", "gpu", "npu")
+
+_IS_CPU = attrgetter("is_cpu")
 
 
 @dataclass(frozen=True)
@@ -249,12 +253,31 @@ class DumpResults(BaseMetric):
         return f"DumpResults(out_file_path={self.out_file_path!r})"
 
 
+#: Leaf types :func:`_to_cpu` returns as they are (no ``to_dict``/``cpu``, not containers).
+_INERT_TYPES = frozenset({int, float, bool, str, bytes, complex, type(None)})
+
+
 def _to_cpu(data: Any) -> Any:
     """Move tensors and data elements (anything with ``to_dict`` and ``cpu``) to the CPU,
-    through lists, tuples and dicts (MMEngine's ``_to_cpu``)."""
+    through lists, tuples and dicts (MMEngine's ``_to_cpu``).
+
+    Containers are rebuilt (lists, tuples and dicts come back as new plain ``list``/``tuple``/
+    ``dict`` objects); leaves that need no move come back as they are.
+    """
     import torch
 
+    tensor = torch.Tensor
+
     def convert(obj: Any) -> Any:
+        cls = type(obj)
+        if cls is tensor:
+            return obj if obj.is_cpu else obj.cpu()
+        if cls in _INERT_TYPES:
+            return obj
+        if cls is list:
+            return _flat_cpu_list(obj, tensor) or [convert(item) for item in obj]
+        if cls is dict:
+            return {key: convert(value) for key, value in obj.items()}
         if isinstance(obj, torch.Tensor):
             return obj.cpu()
         if isinstance(obj, list):
@@ -268,3 +291,36 @@ def _to_cpu(data: Any) -> Any:
         return obj
 
     return convert(data)
+
+
+def _flat_cpu_list(items: list[Any], tensor: type) -> list[Any] | None:
+    """The fast path of :func:`_to_cpu` for what metrics store most: a list of flat dicts (or of
+    leaves) whose values are plain CPU tensors and numbers/strings, where converting is copying
+    each dict (or the list).
+
+    Returns the copy, or ``None`` (nothing done) when the list is empty or anything in it needs
+    the general conversion.
+    """
+    if not items:
+        return None
+    kinds = set(map(type, items))
+    if kinds == {dict}:
+        values = list(chain.from_iterable(map(dict.values, items)))
+        if not _cpu_leaves(values, set(map(type, values)), tensor):
+            return None
+        return list(map(dict, items))
+    if not _cpu_leaves(items, kinds, tensor):
+        return None
+    return list(items)
+
+
+def _cpu_leaves(values: list[Any], kinds: set[type], tensor: type) -> bool:
+    """Whether ``values`` (of the types ``kinds``) are all plain CPU tensors or inert leaves."""
+    has_tensors = tensor in kinds
+    kinds.discard(tensor)
+    if not kinds <= _INERT_TYPES:
+        return False
+    if has_tensors:
+        tensors = [v for v in values if type(v) is tensor] if kinds else values
+        return all(map(_IS_CPU, tensors))
+    return True

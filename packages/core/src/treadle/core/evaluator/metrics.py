@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import repeat
+from operator import contains, itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from treadle.core.evaluator.metric import BaseMetric
@@ -59,24 +61,13 @@ class Accuracy(BaseMetric):
 
     def process(self, data_batch: Any, data_samples: Sequence[dict[str, Any]]) -> None:
         """Keep each sample's ``pred_score`` (or ``pred_label``) and ``gt_label`` on the CPU."""
-        for index, sample in enumerate(data_samples):
-            if not isinstance(sample, Mapping) or "gt_label" not in sample:
-                keys = sorted(sample) if isinstance(sample, Mapping) else type(sample).__name__
-                raise ValueError(
-                    f"Accuracy needs 'gt_label' and 'pred_score' or 'pred_label' in each data "
-                    f"sample; data_samples[{index}] has {keys}"
-                )
-            result = {"gt_label": _label(sample["gt_label"], "gt_label")}
-            if "pred_score" in sample:
-                result["pred_score"] = _as_tensor(sample["pred_score"]).reshape(-1).float()
-            elif "pred_label" in sample:
-                result["pred_label"] = _label(sample["pred_label"], "pred_label")
-            else:
-                raise ValueError(
-                    f"Accuracy needs 'pred_score' or 'pred_label' in each data sample; "
-                    f"data_samples[{index}] has {sorted(sample)}"
-                )
-            self.results.append(result)
+        samples = data_samples if type(data_samples) is list else list(data_samples)
+        results = _batch_results(samples)
+        if results is not None:
+            self.results.extend(results)
+            return
+        for index, sample in enumerate(samples):
+            self.results.append(_sample_result(index, sample))
 
     def compute_metrics(self, results: list[Any]) -> dict[str, Any]:
         """Top-k accuracies in percent, keyed ``top{k}``."""
@@ -84,10 +75,11 @@ class Accuracy(BaseMetric):
 
         if not results:
             raise ValueError("Accuracy has no results to compute on (empty validation set?)")
-        target = torch.cat([r["gt_label"] for r in results])
+        target = torch.cat(list(map(_GT_LABEL, results)))
         num = int(target.numel())
-        if all("pred_score" in r for r in results):
-            sizes = {int(r["pred_score"].numel()) for r in results}
+        if all(map(contains, results, repeat("pred_score"))):
+            scores = list(map(_PRED_SCORE, results))
+            sizes = set(map(torch.Tensor.numel, scores))
             if len(sizes) != 1:
                 raise ValueError(
                     f"pred_score must have the same length for every sample, got {sorted(sizes)}"
@@ -100,12 +92,13 @@ class Accuracy(BaseMetric):
                     f"{num_classes}. Please check topk of Accuracy in the val_evaluator and "
                     "test_evaluator fields of your config."
                 )
-            scores = torch.stack([r["pred_score"] for r in results])
-            ranked = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :maxk]
+            ranked = torch.sort(torch.stack(scores), dim=1, descending=True, stable=True).indices[
+                :, :maxk
+            ]
             hits = ranked == target.unsqueeze(1)
             return {f"top{k}": 100.0 * int(hits[:, :k].any(dim=1).sum()) / num for k in self.topk}
-        if all("pred_label" in r for r in results):
-            pred = torch.cat([r["pred_label"] for r in results])
+        if all(map(contains, results, repeat("pred_label"))):
+            pred = torch.cat(list(map(_PRED_LABEL, results)))
             return {"top1": 100.0 * int((pred == target).sum()) / num}
         raise ValueError(
             "Accuracy needs the same kind of prediction for every sample: some have "
@@ -114,6 +107,101 @@ class Accuracy(BaseMetric):
 
     def __repr__(self) -> str:
         return f"Accuracy(topk={self.topk}, prefix={self.prefix!r})"
+
+
+_GT_LABEL = itemgetter("gt_label")
+_PRED_LABEL = itemgetter("pred_label")
+_PRED_SCORE = itemgetter("pred_score")
+
+
+def _sample_result(index: int, sample: Any) -> dict[str, torch.Tensor]:
+    """One sample's result (checked and converted on its own)."""
+    if not isinstance(sample, Mapping) or "gt_label" not in sample:
+        keys = sorted(sample) if isinstance(sample, Mapping) else type(sample).__name__
+        raise ValueError(
+            f"Accuracy needs 'gt_label' and 'pred_score' or 'pred_label' in each data "
+            f"sample; data_samples[{index}] has {keys}"
+        )
+    result = {"gt_label": _label(sample["gt_label"], "gt_label")}
+    if "pred_score" in sample:
+        result["pred_score"] = _as_tensor(sample["pred_score"]).reshape(-1).float()
+    elif "pred_label" in sample:
+        result["pred_label"] = _label(sample["pred_label"], "pred_label")
+    else:
+        raise ValueError(
+            f"Accuracy needs 'pred_score' or 'pred_label' in each data sample; "
+            f"data_samples[{index}] has {sorted(sample)}"
+        )
+    return result
+
+
+def _batch_results(samples: list[Any]) -> list[dict[str, torch.Tensor]] | None:
+    """The results of a whole batch at once, or ``None`` when the batch is not the common case.
+
+    The common case: plain dicts that all hold tensors of one shape under the same keys (every
+    sample ``pred_score``, or every sample ``pred_label`` and none ``pred_score``). Each key's
+    values are then stacked, converted and moved in one operation and split back into
+    per-sample views, giving the same results as :func:`_sample_result` per sample. Anything
+    else (other types, missing keys, ragged or mixed predictions, shapes that are not one label
+    per sample, mixed dtypes whose promotion could change values) takes the per-sample path,
+    which also raises the errors naming the offending sample.
+    """
+    if not samples or set(map(type, samples)) != {dict}:
+        return None
+    try:
+        gt_values = list(map(_GT_LABEL, samples))
+        if "pred_score" in samples[0]:
+            pred_key = "pred_score"
+            pred_values = list(map(_PRED_SCORE, samples))
+        else:
+            if any(map(contains, samples, repeat("pred_score"))):
+                return None
+            pred_key = "pred_label"
+            pred_values = list(map(_PRED_LABEL, samples))
+    except KeyError:
+        return None
+    import torch
+
+    gt = _stacked(gt_values, torch.int64)
+    if gt is None or gt.numel() != len(samples):
+        return None
+    if pred_key == "pred_label":
+        pred = _stacked(pred_values, torch.int64)
+        if pred is None or pred.numel() != len(samples):
+            return None
+        preds = pred.reshape(-1, 1).long().unbind()
+    else:
+        pred = _stacked(pred_values, torch.float32)
+        if pred is None or pred.numel() == 0:
+            return None
+        preds = pred.reshape(len(samples), -1).float().unbind()
+    return [
+        {"gt_label": g, pred_key: p}
+        for g, p in zip(gt.reshape(-1, 1).long().unbind(), preds, strict=True)
+    ]
+
+
+def _stacked(values: list[Any], target: torch.dtype) -> torch.Tensor | None:
+    """``values`` stacked, detached and on the CPU, to be converted to ``target``.
+
+    ``None`` when they are not all tensors of one shape on one device, or when converting the
+    stack could give other values than converting each value: promotion only keeps values when
+    the stack already has the ``target`` dtype (integers into ``int64``; integers, halves and
+    floats into ``float32``), so any other stack needs every value of one dtype.
+    """
+    import torch
+
+    try:
+        stacked = torch.stack(values)
+        if type(stacked) is not torch.Tensor or stacked.is_complex():
+            return None
+        if stacked.dtype is not target and len({value.dtype for value in values}) != 1:
+            return None
+        if stacked.requires_grad:
+            stacked = stacked.detach()
+        return stacked if stacked.is_cpu else stacked.cpu()
+    except Exception:  # whatever stacking rejects, the per-sample path handles or reports
+        return None
 
 
 def _as_tensor(value: Any) -> torch.Tensor:
