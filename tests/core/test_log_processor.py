@@ -335,3 +335,81 @@ def test_memory_is_reported_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tag["memory"] >= 32
     assert f"memory: {tag['memory']}  loss: 1.0000" in log_str
     del block
+
+
+# ---------------------------------------------------------------------- reuse across calls
+
+
+@pytest.mark.parametrize("name", OK_NAMES)
+def test_a_processor_gives_the_same_output_when_asked_again(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second call answers from the processor's remembered key names and smoothing.
+    scenario = SCENARIOS[name]
+    memory = scenario.get("cuda_memory_mb")
+    if memory is not None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(
+            torch.cuda, "max_memory_allocated", lambda device=None: memory * 1024 * 1024 + 12345
+        )
+        monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
+    processor, runner = build(scenario)
+    custom_cfg = json.dumps(processor.custom_cfg, sort_keys=True, default=repr)
+    for _ in range(2):
+        tag, log_str = call(processor, runner, scenario["call"])
+        assert log_str == GOLDENS[name]["log_str"]
+        assert_same_tag(tag, GOLDENS[name]["tag"])
+    # "epoch"/"global" windows are resolved in copies: the configuration is unchanged
+    assert json.dumps(processor.custom_cfg, sort_keys=True, default=repr) == custom_cfg
+
+
+def test_keys_of_every_mode_and_new_keys_are_picked_up() -> None:
+    hub = MessageHub(f"lp-{uuid.uuid4().hex[:8]}")
+    runner = Runner({"iter": 9, "epoch": 0, "max_epochs": 1, "train_len": 10, "val_len": 4}, hub)
+    processor = LogProcessor(window_size=2)
+    hub.update_scalar("train/loss", 1.0)
+    hub.update_scalar("trainer_speed", 3.0)  # starts with "train": MMEngine counts it as train
+    hub.update_scalar("val/loss", 5.0)
+    tag, _ = processor.get_log_after_iter(runner, 9, "train")
+    assert dict(tag) == {"loss": 1.0, "trainer_speed": 3.0, "epoch": 1, "iter": 10}
+    hub.update_scalar("train/acc", 0.5)
+    hub.update_scalar("train/loss", 3.0)
+    tag, log_str = processor.get_log_after_iter(runner, 9, "train")
+    assert dict(tag) == {"loss": 2.0, "trainer_speed": 3.0, "acc": 0.5, "epoch": 1, "iter": 10}
+    assert log_str.endswith("loss: 2.0000  trainer_speed: 3.0000  acc: 0.5000")
+    tag, _ = processor.get_log_after_iter(runner, 3, "val")
+    assert dict(tag) == {"loss": 5.0, "epoch": 0, "iter": 10}
+    processor.log_with_hierarchy = True
+    tag, _ = processor.get_log_after_iter(runner, 9, "train")
+    assert list(tag) == ["train/loss", "trainer_speed", "train/acc", "epoch", "iter"]
+    # a new smoothing pattern applies at once
+    processor.log_with_hierarchy = False
+    processor.mean_pattern = re.compile("nothing")
+    tag, _ = processor.get_log_after_iter(runner, 9, "train")
+    assert tag["loss"] == 3.0  # the latest value, no longer the mean
+
+
+def test_the_tag_does_not_share_mutable_values_with_the_buffers() -> None:
+    # MMEngine deep-copies the tag; numbers are shared (immutable), other values are copied.
+    hub = MessageHub(f"lp-{uuid.uuid4().hex[:8]}")
+    runner = Runner({"iter": 0, "epoch": 0, "max_epochs": 1, "train_len": 10}, hub)
+    hub.update_scalar("train/loss", 1.0)
+    history = hub.get_scalar("train/loss")
+    shared = [1, 2]
+
+    def as_list(buffer: HistoryBuffer, window_size: Any = None) -> list[int]:
+        return shared
+
+    monkeypatched = HistoryBuffer._statistics_methods.copy()
+    HistoryBuffer._statistics_methods["as_list_for_test"] = as_list
+    try:
+        processor = LogProcessor(
+            custom_cfg=[{"data_src": "loss", "log_name": "ids", "method_name": "as_list_for_test"}]
+        )
+        tag, _ = processor.get_log_after_iter(runner, 0, "train")
+    finally:
+        HistoryBuffer._statistics_methods.clear()
+        HistoryBuffer._statistics_methods.update(monkeypatched)
+    assert tag["ids"] == [1, 2]
+    assert tag["ids"] is not shared
+    assert history.current() == 1.0

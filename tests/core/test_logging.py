@@ -370,3 +370,82 @@ def test_logging_never_imports_torch() -> None:
     assert result.returncode == 0, result.stderr
     assert " - treadle - INFO - hi" in result.stdout
     assert "done" in result.stdout
+
+
+# ---------------------------------------------------------------------- cost of records
+
+
+def test_records_no_handler_takes_are_not_made(
+    make_logger, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made: list[str] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting_factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        made.append(record.getMessage())
+        return record
+
+    logging.setLogRecordFactory(counting_factory)
+    request.addfinalizer(lambda: logging.setLogRecordFactory(factory))
+    quiet = make_logger(log_level="WARNING")
+    assert not quiet.isEnabledFor(logging.INFO)
+    quiet.info("nobody takes this")
+    print_log("nor this", logger=quiet)
+    assert made == []
+    quiet.warning("taken")
+    assert made == ["taken"]
+
+    # a handler added later (or its level lowered) is asked
+    extra = logging.StreamHandler(io.StringIO())
+    extra.setLevel(logging.INFO)
+    quiet.addHandler(extra)
+    try:
+        assert quiet.isEnabledFor(logging.INFO)
+        quiet.info("for the extra handler")
+        assert extra.stream.getvalue() == "for the extra handler\n"  # type: ignore[attr-defined]
+    finally:
+        quiet.removeHandler(extra)
+    assert not quiet.isEnabledFor(logging.INFO)
+
+    # filters of the logger itself see every record, as before
+    seen: list[str] = []
+    quiet.addFilter(lambda record: seen.append(record.getMessage()) or True)
+    quiet.info("seen by the filter")
+    assert seen == ["seen by the filter"]
+    assert "seen by the filter" not in capsys.readouterr().out
+
+    # the logger's own level and logging.disable still apply first
+    loud = make_logger(log_level="DEBUG")
+    assert loud.isEnabledFor(logging.DEBUG)
+    loud.setLevel("ERROR")
+    assert not loud.isEnabledFor(logging.WARNING)
+    loud.setLevel(logging.NOTSET)
+    logging.disable(logging.INFO)
+    try:
+        assert not loud.isEnabledFor(logging.INFO)
+    finally:
+        logging.disable(logging.NOTSET)
+    assert loud.isEnabledFor(logging.INFO)
+
+
+def test_time_text_is_reused_within_a_second_only() -> None:
+    import time
+
+    formatter = TreadleFormatter()
+    plain = logging.Formatter(datefmt=formatter.datefmt)
+    base = 1_700_000_000.0
+    for created in (base, base + 0.25, base + 0.999, base + 1.0, base + 61.5, base + 1.5):
+        record = logging.LogRecord("n", logging.INFO, __file__, 1, "m", (), None)
+        record.created = created
+        assert formatter.formatTime(record, formatter.datefmt) == plain.formatTime(
+            record, plain.datefmt
+        )
+        assert formatter.formatTime(record, "%H:%M:%S") == plain.formatTime(record, "%H:%M:%S")
+        assert formatter.formatTime(record) == plain.formatTime(record)  # with milliseconds
+    # a converter set on the formatter (UTC) is followed
+    formatter.converter = time.gmtime
+    plain.converter = time.gmtime
+    record = logging.LogRecord("n", logging.INFO, __file__, 1, "m", (), None)
+    record.created = base + 1.5
+    assert formatter.formatTime(record, "%Y %H %Z") == plain.formatTime(record, "%Y %H %Z")

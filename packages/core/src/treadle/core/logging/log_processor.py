@@ -32,6 +32,9 @@ from treadle.core.logging.history_buffer import HistoryBuffer, flush_history_buf
 __all__ = ["LogProcessor"]
 
 _MODES = ("train", "val", "test")
+_UNSEEN = object()
+#: Scalar names whose tag key (and smoothing) a processor remembers, at most.
+_MAX_CACHED_NAMES = 4096
 _WINDOW_WORDS = ("epoch", "global")
 
 
@@ -46,6 +49,21 @@ def _is_array(value: object) -> bool:
         return True
     numpy_module = sys.modules.get("numpy")
     return numpy_module is not None and isinstance(value, numpy_module.ndarray)
+
+
+#: Values shared, not copied, between the line's dict and the returned tag (deepcopy of them
+#: returns them anyway).
+_ATOMIC = (float, int, str, bool, type(None))
+
+
+def _copy_tag(tag: OrderedDict[str, Any]) -> OrderedDict[str, Any]:
+    """``copy.deepcopy(tag)`` that copies only the values that are not plain numbers."""
+    copied = OrderedDict(tag)
+    memo: dict[int, Any] = {}
+    for key, value in copied.items():
+        if type(value) not in _ATOMIC:
+            copied[key] = copy.deepcopy(value, memo)
+    return copied
 
 
 def _train_loop_built(runner: Any) -> bool:
@@ -132,13 +150,14 @@ class LogProcessor:
         if self.log_with_hierarchy:
             tag = self._collect_scalars(parsed_cfg, runner, mode, reserve_prefix=True)
         else:
-            tag = copy.deepcopy(log_tag)
+            tag = _copy_tag(log_tag)
 
         # Learning rates (and anything else ending in "lr") go first, in scientific notation.
         lr_parts = []
+        prefix = f"{mode}/"
         for key, value in tag.items():
             if key.endswith("lr"):
-                short = _remove_prefix(key, f"{mode}/")
+                short = _remove_prefix(key, prefix)
                 log_tag.pop(short, None)
                 lr_parts.append(f"{short}: {value:.{self.num_digits}e}")
         lr_str = " ".join(lr_parts)
@@ -219,7 +238,7 @@ class LogProcessor:
         else:
             log_str = f"Epoch({mode}) [{dataloader_len}/{dataloader_len}]  "
 
-        custom_cfg = copy.deepcopy(self.custom_cfg)
+        custom_cfg = list(self.custom_cfg)  # entries are copied by _parse_windows_size
         custom_keys = {_remove_prefix(cfg["data_src"], f"{mode}/") for cfg in custom_cfg}
         # Timings are averaged over the whole epoch unless custom_cfg says otherwise.
         for key in ("time", "data_time"):
@@ -251,19 +270,34 @@ class LogProcessor:
         self, custom_cfg: list[dict[str, Any]], runner: Any, mode: str, reserve_prefix: bool = False
     ) -> OrderedDict[str, Any]:
         """Statistics of the ``mode`` scalars: smoothed or latest, then ``custom_cfg``'s."""
-        mode_scalars: OrderedDict[str, HistoryBuffer] = OrderedDict()
-        # As MMEngine: a key belongs to a mode when it starts with the mode's name.
+        mode_scalars: dict[str, HistoryBuffer] = {}
+        # {hub key: key in the tag, or None when the key is not of this mode}
+        names = self._scalar_names(mode, reserve_prefix)
         for prefixed, buffer in runner.message_hub.log_scalars.items():
-            if prefixed.startswith(mode):
-                key = prefixed if reserve_prefix else _remove_prefix(prefixed, f"{mode}/")
+            key = names.get(prefixed, _UNSEEN)
+            if key is _UNSEEN:
+                # As MMEngine: a key belongs to a mode when it starts with the mode's name.
+                if prefixed.startswith(mode):
+                    key = prefixed if reserve_prefix else _remove_prefix(prefixed, f"{mode}/")
+                else:
+                    key = None
+                if len(names) >= _MAX_CACHED_NAMES:
+                    names.clear()
+                names[prefixed] = key
+            if key is not None:
                 mode_scalars[key] = buffer
         # One host-device transfer for every tensor logged since the last interval.
         flush_history_buffers(mode_scalars.values())
 
         tag: OrderedDict[str, Any] = OrderedDict()
+        smoothed = self._smoothed_keys()
+        window_size = self.window_size
         for key, buffer in mode_scalars.items():
-            if self.mean_pattern.search(key) is not None:
-                tag[key] = buffer.mean(self.window_size)
+            is_smoothed = smoothed.get(key)
+            if is_smoothed is None:
+                is_smoothed = smoothed[key] = self.mean_pattern.search(key) is not None
+            if is_smoothed:
+                tag[key] = buffer.mean(window_size)
             else:
                 tag[key] = buffer.current()
         for log_cfg in custom_cfg:
@@ -276,6 +310,27 @@ class LogProcessor:
             if data_src in mode_scalars:
                 tag[log_name] = mode_scalars[data_src].statistics(**statistic)
         return tag
+
+    def _scalar_names(self, mode: str, reserve_prefix: bool) -> dict[str, Any]:
+        """The remembered tag keys of the hub's keys, for ``mode`` and ``reserve_prefix``."""
+        caches: dict[tuple[str, bool], dict[str, Any]] | None = self.__dict__.get(
+            "_scalar_name_cache"
+        )
+        if caches is None:
+            caches = self.__dict__["_scalar_name_cache"] = {}
+        names = caches.get((mode, reserve_prefix))
+        if names is None:
+            names = caches[(mode, reserve_prefix)] = {}
+        return names
+
+    def _smoothed_keys(self) -> dict[str, bool]:
+        """Whether ``mean_pattern`` matches a key, remembered for the pattern in use."""
+        pattern = self.mean_pattern
+        cache: tuple[re.Pattern[str], dict[str, bool]] | None = self.__dict__.get("_smoothed_cache")
+        if cache is None or cache[0] is not pattern or len(cache[1]) >= _MAX_CACHED_NAMES:
+            cache = (pattern, {})
+            self.__dict__["_smoothed_cache"] = cache
+        return cache[1]
 
     def _collect_non_scalars(self, runner: Any, mode: str) -> OrderedDict[str, Any]:
         """Runtime information of ``mode`` (e.g. ``val/confusion`` arrays)."""
@@ -331,15 +386,20 @@ class LogProcessor:
     def _parse_windows_size(
         self, runner: Any, batch_idx: int, custom_cfg: list[dict[str, Any]] | None = None
     ) -> list[dict[str, Any]]:
-        """A copy of ``custom_cfg`` with ``"epoch"`` / ``"global"`` windows made numbers."""
-        parsed = copy.deepcopy(self.custom_cfg if custom_cfg is None else custom_cfg)
-        for log_cfg in parsed:
+        """A copy of ``custom_cfg`` with ``"epoch"`` / ``"global"`` windows made numbers.
+
+        The list and its dicts are new; the values in the dicts are the configured ones.
+        """
+        parsed = []
+        for log_cfg in self.custom_cfg if custom_cfg is None else custom_cfg:
+            log_cfg = dict(log_cfg)
             window = log_cfg.get("window_size")
             self._check_window_value(window)
             if window == "epoch":
                 log_cfg["window_size"] = batch_idx + 1
             elif window == "global":
                 log_cfg["window_size"] = runner.iter + 1
+            parsed.append(log_cfg)
         return parsed
 
     @staticmethod

@@ -147,6 +147,27 @@ class TreadleFormatter(logging.Formatter):
         self._default_style = logging.PercentStyle(
             "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
         )
+        # (second, datefmt, converter, text) of the last formatTime: records of the same second
+        # share the text (time.strftime has no field finer than a second).
+        self._time_cache: tuple[int, str, Any, str] | None = None
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """``logging.Formatter.formatTime``, computed once per second of ``record.created``."""
+        if datefmt is None:  # the default format adds milliseconds
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        converter = self.converter
+        cached = self._time_cache
+        if (
+            cached is not None
+            and cached[0] == second
+            and cached[1] == datefmt
+            and cached[2] is converter
+        ):
+            return cached[3]
+        text = super().formatTime(record, datefmt)
+        self._time_cache = (second, datefmt, converter, text)
+        return text
 
     def format(self, record: logging.LogRecord) -> str:
         """Format with the level's style (other levels, e.g. CRITICAL, use the plain one)."""
@@ -335,6 +356,25 @@ class TreadleLogger(logging.Logger, ManagerMixin):
             cls.get_instance("treadle")
         current: TreadleLogger = super().get_current_instance()
         return current
+
+    def isEnabledFor(self, level: int) -> bool:
+        """Whether a record of ``level`` would be written by one of the handlers.
+
+        ``logging.Logger``'s rules (``disabled``, ``logging.disable``, the logger's level; not
+        cached, so that ``logging.disable``, which clears only the caches of ``logging``'s own
+        loggers, applies at once), and then a handler must accept the level: records that no
+        handler takes are not even made (with ``log_level="WARNING"``, ``logger.info`` costs a
+        comparison per handler). A logger with filters of its own always makes its records, for
+        the filters to see them.
+        """
+        if self.disabled or self.manager.disable >= level or level < self.getEffectiveLevel():
+            return False
+        if self.filters:
+            return True
+        for handler in self.handlers:  # noqa: SIM110 - cheaper than any() with a generator
+            if level >= handler.level:
+                return True
+        return False
 
     def callHandlers(self, record: logging.LogRecord) -> None:
         """Send a record to this logger's own handlers only (no propagation, no last resort)."""

@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import sys
+import weakref
 from abc import ABCMeta, abstractmethod
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -97,6 +98,48 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} cannot be written to scalars.json: {value!r}")
 
 
+#: ``json.dumps(value, default=_json_default)``'s encoder, made once (``dumps`` makes one per call).
+_ENCODER = json.JSONEncoder(default=_json_default)
+
+#: How many scalar files a LocalVisBackend keeps open at most (``scalars.json``, the run's
+#: ``<timestamp>.json`` and a few more).
+_MAX_OPEN_FILES = 4
+#: How many ``file_path`` names add_scalars remembers joined to ``save_dir``, at most.
+_MAX_EXTRA_PATHS = 64
+
+
+def _close_fds(fds: dict[str, int]) -> None:
+    """Close the file descriptors of ``fds`` and empty it."""
+    while fds:
+        _, fd = fds.popitem()
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _close_oldest_fd(fds: dict[str, int]) -> None:
+    """Close the descriptor of ``fds`` opened first."""
+    fd = fds.pop(next(iter(fds)))
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (a write may take only part of them)."""
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+#: Binary mode on Windows (no newline translation by the OS; we write os.linesep ourselves).
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+
 def _is_local(path: str) -> bool:
     from treadle.core.fileio import parse_uri_scheme
 
@@ -123,8 +166,11 @@ class LocalVisBackend(BaseVisBackend):
     - ``config.py``: the config (``Config.dump``);
     - ``vis_image/<name>_<step>.png``: images.
 
-    ``save_dir`` may be any path or URI the file I/O layer serves; appending to a remote
-    ``scalars.json`` rewrites the object, so prefer a local folder for long runs.
+    Local scalar files stay open between appends (in append mode, each line written with one
+    unbuffered write, so a reader or a crash sees every line already added); :meth:`close`
+    closes them, and a later append opens them again. ``save_dir`` may be any path or URI the
+    file I/O layer serves; appending to a remote ``scalars.json`` rewrites the object, so prefer a
+    local folder for long runs.
 
     Args:
         save_dir: The folder (the Visualizer passes ``<log_dir>/vis_data``).
@@ -149,6 +195,24 @@ class LocalVisBackend(BaseVisBackend):
         self._img_save_dir = img_save_dir
         self._config_save_file = config_save_file
         self._scalar_save_file = scalar_save_file
+        self._init_files()
+
+    def _init_files(self) -> None:
+        # Open local files by path (closed by close(), or when the backend is collected), and
+        # the paths of the extra files add_scalars was given, checked and joined.
+        self._fds: dict[str, int] = {}
+        self._fds_finalizer: weakref.finalize[Any, Any] | None = None
+        self._extra_files: dict[str, str] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in ("_fds", "_fds_finalizer", "_extra_files"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_files()
 
     def _init_env(self) -> None:
         if self._save_dir is None:
@@ -216,26 +280,67 @@ class LocalVisBackend(BaseVisBackend):
         """
         if not isinstance(scalar_dict, dict):
             raise TypeError(f"scalar_dict must be a dict, got {type(scalar_dict).__name__}")
-        line = copy.copy(scalar_dict)
-        line.setdefault("step", step)
+        extra_file = None
         if file_path is not None:
-            _check_suffix("file_path", file_path, "json")
-            extra_file = _join(str(self._save_dir), file_path)  # _init_env checked it is set
+            extra_file = self._extra_files.get(file_path)
+            if extra_file is None:
+                _check_suffix("file_path", file_path, "json")
+                extra_file = _join(str(self._save_dir), file_path)  # _init_env checked it is set
+                if len(self._extra_files) < _MAX_EXTRA_PATHS:
+                    self._extra_files[file_path] = extra_file
             if extra_file == self._scalar_save_file:
                 raise ValueError(
                     f"file_path {file_path!r} is the scalars file itself; choose another name"
                 )
-            self._dump(line, extra_file)
-        self._dump(line, self._scalar_save_file)
+        if type(self)._dump is not LocalVisBackend._dump:  # a subclass writes its own way
+            line = copy.copy(scalar_dict)
+            line.setdefault("step", step)
+            if extra_file is not None:
+                self._dump(line, extra_file)
+            self._dump(line, self._scalar_save_file)
+            return
+        if "step" in scalar_dict:
+            text = _ENCODER.encode(scalar_dict) + "\n"  # only read: no copy needed
+        else:
+            text = _ENCODER.encode({**scalar_dict, "step": step}) + "\n"
+        if extra_file is not None:
+            self._append(text, extra_file)
+        self._append(text, self._scalar_save_file)
 
     def _dump(self, value_dict: dict[str, Any], file_path: str) -> None:
         """Append one JSON line (MMEngine's ``json.dump`` spacing)."""
-        text = json.dumps(value_dict, default=_json_default) + "\n"
-        if _is_local(file_path):
-            with open(file_path, "a", encoding="utf-8") as f:
-                f.write(text)
-            return
-        from treadle.core.fileio import exists, get_text, put_text
+        self._append(_ENCODER.encode(value_dict) + "\n", file_path)
 
-        previous = get_text(file_path) if exists(file_path) else ""
-        put_text(previous + text, file_path)
+    def _append(self, text: str, file_path: str) -> None:
+        """Append ``text`` to ``file_path``: local files through a kept descriptor."""
+        fd = self._fds.get(file_path)
+        if fd is None:
+            if not _is_local(file_path):
+                from treadle.core.fileio import exists, get_text, put_text
+
+                previous = get_text(file_path) if exists(file_path) else ""
+                put_text(previous + text, file_path)
+                return
+            fd = self._open(file_path)
+        if os.linesep != "\n":  # what a text-mode file writes for "\n" (Windows)
+            text = text.replace("\n", os.linesep)
+        _write_all(fd, text.encode("utf-8"))
+
+    def _open(self, file_path: str) -> int:
+        """Open ``file_path`` for appending (as ``open(file_path, "a")``) and keep it open."""
+        fds = self._fds
+        if len(fds) >= _MAX_OPEN_FILES:  # many extra files: close the oldest
+            _close_oldest_fd(fds)
+        fd = os.open(file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_BINARY, 0o666)
+        fds[file_path] = fd
+        if self._fds_finalizer is None or not self._fds_finalizer.alive:
+            self._fds_finalizer = weakref.finalize(self, _close_fds, fds)
+        return fd
+
+    def _close_files(self) -> None:
+        """Close the scalar files kept open (they are reopened by the next append)."""
+        _close_fds(self._fds)
+
+    def close(self) -> None:
+        """Close the scalar files kept open."""
+        self._close_files()
