@@ -251,7 +251,7 @@ def test_max_length_keeps_the_latest_values() -> None:
     assert buffer.mean() == sum(range(900, 1000)) / 100
     assert buffer.min() == 900.0
     assert len(buffer._values) <= 100 + 64  # trimmed in batches, never unbounded
-    assert buffer.state_dict()["log_history"] == buffer.log_history
+    assert buffer.state_dict()["log_history"].tolist() == buffer.log_history
 
 
 # ---------------------------------------------------------------------- statistics registry
@@ -309,6 +309,38 @@ def test_state_dict_round_trip_weights_only() -> None:
     other = HistoryBuffer([99], [1])
     other.load_state_dict(loaded)
     assert other.log_history == buffer.log_history
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        ([0.1, 1 / 3, 2.5e300, -0.0, float("inf")], torch.float64),
+        ([1, -7, 2**62], torch.int64),
+        ([1, 2.5], None),  # mixed: a list, so each value keeps its type
+        ([2**70, 1], None),  # beyond int64: a list
+    ],
+)
+def test_state_dict_packs_homogeneous_histories_into_tensors(
+    values: list[float], dtype: torch.dtype | None
+) -> None:
+    # One tensor per history: torch.save pickles a list element by element.
+    buffer = HistoryBuffer(values, [1] * len(values))
+    state = buffer.state_dict()
+    if dtype is None:
+        assert isinstance(state["log_history"], list)
+    else:
+        assert isinstance(state["log_history"], torch.Tensor)
+        assert state["log_history"].dtype == dtype
+    assert isinstance(state["count_history"], torch.Tensor)
+    stream = io.BytesIO()
+    torch.save(state, stream)
+    stream.seek(0)
+    restored = HistoryBuffer.from_state_dict(torch.load(stream, weights_only=True))
+    assert restored.log_history == buffer.log_history
+    assert [type(v) for v in restored.log_history] == [type(v) for v in values]
+    assert restored.count_history == [1] * len(values)
+    assert all(type(c) is int for c in restored.count_history)
+    assert HistoryBuffer().state_dict()["log_history"] == []
 
 
 def test_pickle_and_deepcopy_flush_pending_tensors() -> None:

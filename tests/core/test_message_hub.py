@@ -197,7 +197,7 @@ def test_state_dict_holds_only_resumed_plain_data() -> None:
     state = h.state_dict()
     assert set(state) == {"log_scalars", "runtime_info", "resumed_keys"}
     assert list(state["log_scalars"]) == ["train/loss", "train/lr", "val/acc"]  # not train/time
-    assert state["log_scalars"]["train/loss"]["log_history"][:2] == [1.0, 0.5]
+    assert state["log_scalars"]["train/loss"]["log_history"][:2].tolist() == [1.0, 0.5]
     assert "scratch" not in state["runtime_info"]
     assert isinstance(state["runtime_info"]["val/confusion"], torch.Tensor)  # numpy → tensor
     assert type(state["runtime_info"]["val/score"]) is float
@@ -280,7 +280,8 @@ def test_loads_mmengine_checkpoint_state(warnings_logged: list[str]) -> None:
     # And it saves in treadle's weights_only form from then on.
     again = torch_round_trip(h.state_dict())
     assert (
-        again["log_scalars"]["train/loss"]["log_history"] == expected["train/loss"]["log_history"]
+        again["log_scalars"]["train/loss"]["log_history"].tolist()
+        == expected["train/loss"]["log_history"]
     )
     assert again["runtime_info"]["val/confusion"].tolist() == [[3, 1], [0, 4]]
 

@@ -4,8 +4,9 @@
 numpy's legacy global generator (``np.random.*``, when numpy is installed), torch's CPU generator
 and, once CUDA is initialized, every CUDA device's generator. The result holds only ints, floats,
 lists and CPU tensors, so a checkpoint carrying it still loads with
-``torch.load(weights_only=True)``. :func:`set_rng_state` puts them back: the next numbers drawn are
-the ones the saved run would have drawn.
+``torch.load(weights_only=True)``; long int sequences (Python's and numpy's Mersenne Twister keys)
+are int64 tensors, which a checkpoint stores in one piece. :func:`set_rng_state` puts them back:
+the next numbers drawn are the ones the saved run would have drawn.
 
 Example:
     >>> state = get_rng_state()
@@ -49,7 +50,12 @@ def get_rng_state() -> dict[str, Any]:
     """
     version, internal, gauss_next = random.getstate()
     state: dict[str, Any] = {
-        "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
+        # Long int sequences are int64 tensors: a checkpoint pickles a list item by item.
+        "python": {
+            "version": version,
+            "state": torch.tensor(internal, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
         "torch": torch.get_rng_state(),
     }
     np = _numpy()
@@ -57,7 +63,7 @@ def get_rng_state() -> dict[str, Any]:
         kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
         state["numpy"] = {
             "bit_generator": str(kind),
-            "state": [int(k) for k in keys.tolist()],
+            "state": torch.from_numpy(keys.astype(np.int64)),
             "pos": int(pos),
             "has_gauss": int(has_gauss),
             "cached_gaussian": float(cached_gaussian),
@@ -66,6 +72,11 @@ def get_rng_state() -> dict[str, Any]:
     if cuda_initialized() and torch.cuda.is_available():
         state["cuda"] = list(torch.cuda.get_rng_state_all())
     return state
+
+
+def _ints(values: Any) -> Any:
+    """A saved int sequence as a list: a tensor (treadle ≥ this format) or a list (older)."""
+    return values.tolist() if isinstance(values, torch.Tensor) else values
 
 
 def _part(state: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -96,7 +107,7 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     if "python" in state:
         py = _part(state, "python", dict)
         gauss_next = py["gauss_next"]
-        random.setstate((int(py["version"]), tuple(int(x) for x in py["state"]), gauss_next))
+        random.setstate((int(py["version"]), tuple(map(int, _ints(py["state"]))), gauss_next))
     if "numpy" in state:
         np_state = _part(state, "numpy", dict)
         np = _numpy()
@@ -110,7 +121,7 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
             np.random.set_state(
                 (
                     np_state["bit_generator"],
-                    np.asarray(np_state["state"], dtype=np.uint32),
+                    np.asarray(_ints(np_state["state"]), dtype=np.uint32),
                     int(np_state["pos"]),
                     int(np_state["has_gauss"]),
                     float(np_state["cached_gaussian"]),
