@@ -298,8 +298,13 @@ class CheckpointHook(Hook):
         """Save every ``interval`` iterations from ``save_begin``, and after the last one."""
         if self.by_epoch:
             return
-        if self.every_n_train_iters(runner, self.interval, self.save_begin) or (
-            self.save_last and self.is_last_train_iter(runner)
+        # every_n_train_iters(runner, interval, save_begin) or is_last_train_iter(runner),
+        # written out: this runs every iteration.
+        done = runner.iter + 1
+        since = done - self.save_begin
+        interval = self.interval
+        if (interval > 0 and since >= 0 and since % interval == 0) or (
+            self.save_last and done == runner.max_iters
         ):
             runner.logger.info(f"Saving checkpoint at {runner.iter + 1} iterations")
             self._save_checkpoint(runner)

@@ -30,13 +30,21 @@ class ParamSchedulerHook(Hook):
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
     ) -> None:
         """Step the iteration-based schedulers."""
+        schedulers = runner.param_schedulers
+        if schedulers is None:
+            return
+        if type(schedulers) is list:  # the common case, without a closure per iteration
+            for scheduler in schedulers:
+                if not scheduler.by_epoch:
+                    scheduler.step()
+            return
 
         def step(schedulers: list[Any]) -> None:
             for scheduler in schedulers:
                 if not scheduler.by_epoch:
                     scheduler.step()
 
-        _for_each_list(runner.param_schedulers, step)
+        _for_each_list(schedulers, step)
 
     def after_train_epoch(self, runner: Any) -> None:
         """Step the epoch-based schedulers."""

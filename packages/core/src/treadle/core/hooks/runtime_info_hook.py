@@ -46,6 +46,7 @@ class RuntimeInfoHook(Hook):
 
     def __init__(self) -> None:
         self.last_loop_stage: str | None = None
+        self._keys: dict[str, str] = {}  # name -> "train/<name>", formatted once
 
     def before_run(self, runner: Any) -> None:
         """Record the config text, seed, experiment name and version."""
@@ -87,14 +88,18 @@ class RuntimeInfoHook(Hook):
         hub = runner.message_hub
         hub.update_info("iter", runner.iter)
         lr_dict = runner.optim_wrapper.get_lr()
-        if not isinstance(lr_dict, dict):
+        if type(lr_dict) is not dict and not isinstance(lr_dict, dict):
             raise TypeError(
                 "runner.optim_wrapper.get_lr() should return a dict of learning rates (an "
                 "OptimWrapper or an OptimWrapperDict does), but got "
                 f"{type(lr_dict).__name__}; check that the optimizer constructor returns one"
             )
+        keys = self._keys
         for name, lr in lr_dict.items():
-            hub.update_scalar(f"train/{name}", lr[0])
+            key = keys.get(name)
+            if key is None:
+                key = keys[name] = f"train/{name}"
+            hub.update_scalar(key, lr[0])
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
@@ -102,8 +107,12 @@ class RuntimeInfoHook(Hook):
         """Record the model's ``log_vars`` as ``train/<key>`` scalars."""
         if outputs is not None:
             hub = runner.message_hub
-            for key, value in outputs.items():
-                hub.update_scalar(f"train/{key}", value)
+            keys = self._keys
+            for name, value in outputs.items():
+                key = keys.get(name)
+                if key is None:
+                    key = keys[name] = f"train/{name}"
+                hub.update_scalar(key, value)
 
     def before_val(self, runner: Any) -> None:
         """Enter the ``val`` stage, remembering the stage it interrupts."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections import OrderedDict
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -106,9 +107,14 @@ class BaseModel(BaseModule):
         Returns:
             The log variables from :meth:`parse_losses`: detached tensors, ``"loss"`` first.
         """
-        with optim_wrapper.optim_context(self):
+        context = optim_wrapper.optim_context(self)
+        if type(context) is nullcontext:  # the usual case: no context to enter and leave
             data = self.data_preprocessor(data, True)
             losses = self._run_forward(data, mode="loss")
+        else:
+            with context:
+                data = self.data_preprocessor(data, True)
+                losses = self._run_forward(data, mode="loss")
         loss, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(loss)
         return log_vars
@@ -167,15 +173,15 @@ class BaseModel(BaseModule):
                     f"losses[{name!r}] must be a tensor or a non-empty list of tensors, but got "
                     f"{type(value).__name__}"
                 )
-        parts = [value for name, value in reduced if "loss" in name]
-        if not parts:
+        loss: torch.Tensor | None = None
+        for name, value in reduced:
+            if "loss" in name:
+                loss = value if loss is None else loss + value
+        if loss is None:
             raise ValueError(
                 f"no key of the losses contains 'loss', so there is nothing to optimise; got keys "
                 f"{[name for name, _ in reduced]}"
             )
-        loss = parts[0]
-        for part in parts[1:]:
-            loss = loss + part
         detached = loss.detach()
         log_vars: OrderedDict[str, torch.Tensor] = OrderedDict(loss=detached)
         for name, value in reduced:

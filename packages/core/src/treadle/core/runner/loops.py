@@ -249,10 +249,14 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
 
     def run_iter(self, idx: int, data_batch: Any) -> None:
         """Train one iteration."""
-        runner = self.runner
-        runner.call_hook("before_train_iter", batch_idx=idx, data_batch=data_batch)
+        runner = self._runner
+        call = runner._call_hooks
+        call("before_train_iter", {"runner": runner, "batch_idx": idx, "data_batch": data_batch})
         outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        runner.call_hook("after_train_iter", batch_idx=idx, data_batch=data_batch, outputs=outputs)
+        call(
+            "after_train_iter",
+            {"runner": runner, "batch_idx": idx, "data_batch": data_batch, "outputs": outputs},
+        )
         self._iter += 1
 
 
@@ -334,14 +338,17 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         data = _InfiniteDataloaderIterator(self.dataloader, self._iter, runner)
         self._apply_pending_rng()
         runner.model.train()
+        dynamic = len(self.dynamic_milestones) > 1
         while self._iter < self._max_iters and not self.stop_training:
             data_batch = next(data)
             self.run_iter(data_batch)
-            self._decide_current_val_interval(self._iter)
+            done = self._iter
+            if dynamic:
+                self._decide_current_val_interval(done)
             if (
-                runner.val_loop is not None
-                and self._iter >= self.val_begin
-                and (self._iter % self.val_interval == 0 or self._iter == self._max_iters)
+                done >= self.val_begin
+                and (done % self.val_interval == 0 or done == self._max_iters)
+                and runner.val_loop is not None
             ):
                 runner.val_loop.run()
                 runner.model.train()
@@ -351,11 +358,15 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
 
     def run_iter(self, data_batch: Any) -> None:
         """Train one iteration."""
-        runner = self.runner
+        runner = self._runner
         idx = self._iter
-        runner.call_hook("before_train_iter", batch_idx=idx, data_batch=data_batch)
+        call = runner._call_hooks
+        call("before_train_iter", {"runner": runner, "batch_idx": idx, "data_batch": data_batch})
         outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        runner.call_hook("after_train_iter", batch_idx=idx, data_batch=data_batch, outputs=outputs)
+        call(
+            "after_train_iter",
+            {"runner": runner, "batch_idx": idx, "data_batch": data_batch, "outputs": outputs},
+        )
         self._iter += 1
 
 

@@ -12,7 +12,7 @@ import copy
 import os
 import os.path as osp
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from treadle.core.config import Config
@@ -55,6 +55,24 @@ _DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
     # New in treadle: a progress line on a terminal (nothing otherwise; `progress=None` removes it).
     "progress": {"type": "ProgressHook"},
 }
+
+
+#: Train loop classes whose ``epoch``/``iter``/``max_epochs``/``max_iters`` are treadle's plain
+#: counter properties, so the Runner may read ``_epoch``/``_iter``/… directly.
+_PLAIN_COUNTERS: set[type] = set()
+
+
+def _note_counters(loop: object) -> None:
+    from treadle.core.runner.loops import _TrainLoopMixin
+
+    cls = type(loop)
+    if cls in _PLAIN_COUNTERS or not isinstance(loop, _TrainLoopMixin):
+        return
+    if all(
+        getattr(cls, name) is getattr(_TrainLoopMixin, name)
+        for name in ("epoch", "iter", "max_epochs", "max_iters")
+    ):
+        _PLAIN_COUNTERS.add(cls)
 
 
 def _all_or_none(stage: str, **values: Any) -> None:
@@ -196,6 +214,13 @@ class Runner:
         self.model: Any = self.strategy.prepare_model(self.build_model(model, data_preprocessor))
 
         self._hooks = RunnerHookManager()
+        #: What the loops call per iteration, ``(point, kwargs with "runner")``: the hook
+        #: manager itself, or :meth:`call_hook` when a subclass overrides it.
+        self._call_hooks: Callable[[str, dict[str, Any]], None] = (
+            self._hooks.call
+            if type(self).call_hook is Runner.call_hook
+            else self._call_hook_override
+        )
         self.register_hooks(default_hooks, custom_hooks)
         self._register_plugin_hooks()
         self.dump_config()
@@ -559,6 +584,9 @@ class Runner:
         kwargs["runner"] = self
         self._hooks.call(fn_name, kwargs)
 
+    def _call_hook_override(self, fn_name: str, kwargs: dict[str, Any]) -> None:
+        self.call_hook(fn_name, **{k: v for k, v in kwargs.items() if k != "runner"})
+
     def get_hooks_info(self) -> str:
         """A table of which hooks run at each point, in order (MMEngine's format)."""
         from treadle.core.hooks.hook import POINTS, implemented_points
@@ -616,6 +644,7 @@ class Runner:
                 "built without them"
             )
         self._train_loop = self.build_train_loop(self._train_loop)
+        _note_counters(self._train_loop)
         self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
         self.scale_lr(self.optim_wrapper, self.auto_scale_lr)
         if self.param_schedulers is not None:
@@ -935,6 +964,7 @@ class Runner:
             raise RuntimeError("this Runner has no train loop (no train_cfg given)")
         if isinstance(self._train_loop, Mapping):
             self._train_loop = self.build_train_loop(self._train_loop)
+            _note_counters(self._train_loop)
         return self._train_loop
 
     @property
@@ -972,26 +1002,39 @@ class Runner:
             raise RuntimeError("this Runner has no test loop")
         return loop.dataloader
 
+    # Hooks read these counters several times per iteration: for treadle's own train loops
+    # (whose counter properties are not overridden) they are read straight from the loop.
+
     @property
     def epoch(self) -> int:
         """Current epoch (0 before training)."""
         loop = self._train_loop
+        if type(loop) in _PLAIN_COUNTERS:
+            return loop._epoch  # type: ignore[no-any-return,union-attr]
         return int(getattr(loop, "epoch", 0)) if loop is not None else 0
 
     @property
     def iter(self) -> int:
         """Current iteration (0 before training)."""
         loop = self._train_loop
+        if type(loop) in _PLAIN_COUNTERS:
+            return loop._iter  # type: ignore[no-any-return,union-attr]
         return int(getattr(loop, "iter", 0)) if loop is not None else 0
 
     @property
     def max_epochs(self) -> int:
         """Total training epochs."""
+        loop = self._train_loop
+        if type(loop) in _PLAIN_COUNTERS:
+            return loop._max_epochs  # type: ignore[no-any-return,union-attr]
         return int(self.train_loop.max_epochs)  # type: ignore[attr-defined]
 
     @property
     def max_iters(self) -> int:
         """Total training iterations."""
+        loop = self._train_loop
+        if type(loop) in _PLAIN_COUNTERS:
+            return loop._max_iters  # type: ignore[no-any-return,union-attr]
         return int(self.train_loop.max_iters)  # type: ignore[attr-defined]
 
     @property

@@ -8,6 +8,7 @@ and the learning rate / momentum read-outs that the parameter schedulers and the
 
 from __future__ import annotations
 
+import operator
 from abc import ABCMeta, abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from torch.optim import Optimizer
 
 __all__ = ["BaseOptimWrapper"]
+
+_LR = operator.itemgetter("lr")
 
 
 class BaseOptimWrapper(metaclass=ABCMeta):
@@ -112,7 +115,7 @@ class BaseOptimWrapper(metaclass=ABCMeta):
         result: dict[str, list[float]] = {}
         if self.base_param_settings is not None:
             result["base_lr"] = [self.base_param_settings["lr"]]
-        result["lr"] = [group["lr"] for group in self.optimizer.param_groups]
+        result["lr"] = list(map(_LR, self.optimizer.param_groups))
         return result
 
     def get_momentum(self) -> dict[str, list[float]]:

@@ -47,6 +47,20 @@ def _has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(module, _BatchNorm) for module in model.modules())
 
 
+_PLAIN_UPDATE: dict[type, bool] = {}
+
+
+def _plain(cls: type) -> bool:
+    """Whether ``cls`` keeps OptimWrapper's own steps of :meth:`OptimWrapper.update_params`."""
+    plain = _PLAIN_UPDATE.get(cls)
+    if plain is None:
+        plain = _PLAIN_UPDATE[cls] = all(
+            getattr(cls, name) is getattr(OptimWrapper, name)
+            for name in ("scale_loss", "backward", "should_update", "step", "zero_grad")
+        )
+    return plain
+
+
 class OptimWrapper(BaseOptimWrapper):
     """Updates parameters: loss scaling for gradient accumulation, gradient clipping, one step.
 
@@ -182,6 +196,25 @@ class OptimWrapper(BaseOptimWrapper):
         non-finite ``loss`` is not back-propagated, and the accumulation window holding it ends
         with ``zero_grad`` instead of a step. That check is a host sync, made only in that mode.
         """
+        if (
+            self._accumulative_counts == 1
+            and not self.skip_nonfinite
+            and (_PLAIN_UPDATE.get(type(self)) or _plain(type(self)))
+        ):
+            # What the general path below does without accumulation, minus its method calls.
+            loss.backward()  # type: ignore[no-untyped-call]
+            self._inner_count += 1
+            if self.clip_grad_kwargs:
+                self._clip_grad()
+            if step_kwargs:
+                self.optimizer.step(**step_kwargs)
+            else:
+                self.optimizer.step()
+            if zero_kwargs:
+                self.optimizer.zero_grad(**zero_kwargs)
+            else:
+                self.optimizer.zero_grad()
+            return
         if self.skip_nonfinite:
             self.last_step_skipped = not bool(torch.isfinite(loss).all())
             if self.last_step_skipped:

@@ -1,0 +1,249 @@
+"""The per-iteration fast paths give what the general paths give, and step aside when they must.
+
+The training iteration skips work in several places (see benchmarks/bench_train_loop.py): the
+message hub appends plain floats and 0-d tensors without its checks, the Runner reads the
+counters of treadle's own loops directly, the loops call the hook manager without
+``Runner.call_hook``, ``OptimWrapper.update_params`` calls the optimizer directly and
+``BaseModel.train_step`` enters no context when there is none. Each test below pins one of these
+against the general path, and checks that an override or an unusual value still takes it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from treadle.core.logging import HistoryBuffer, MessageHub
+from treadle.core.logging.history_buffer import MAX_PENDING
+from treadle.core.optim import OptimWrapper
+from treadle.core.runner import IterBasedTrainLoop, Runner
+
+# Runners make their logger, hub and visualizer current: put the previous ones back.
+pytestmark = pytest.mark.usefixtures("forget_run_instances")
+
+# -- message hub ---------------------------------------------------------------------------------
+
+
+def new_hub() -> MessageHub:
+    return MessageHub.get_instance(f"hot-{uuid.uuid4().hex}")
+
+
+def fill(hub: MessageHub, values: list[Any]) -> None:
+    for value in values:
+        hub.update_scalar("s", value)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.5, 1.5, 2.25],  # floats: the fast path from the second update on
+        [torch.tensor(1.0), torch.tensor(2.0), torch.tensor(4.0)],  # plain 0-d tensors
+        [torch.tensor(3), torch.tensor(5)],  # integer tensors stay integers
+        [1, 2.5, torch.tensor(1.0), 4],  # ints take the checked path, mixed with the others
+        [torch.tensor([2.0]), torch.tensor([[3.0]])],  # one element, not 0-d: reshaped
+        [torch.tensor(1.0, requires_grad=True) * 2, torch.tensor(5.0)],  # detached
+        [nn.Parameter(torch.tensor(2.0)), torch.tensor(1.0)],  # a tensor subclass
+    ],
+)
+def test_update_scalar_fast_path_matches_history_buffer_update(values: list[Any]) -> None:
+    hub = new_hub()
+    fill(hub, values)
+    expected = HistoryBuffer()
+    for value in values:
+        expected.update(value)
+    buffer = hub.get_scalar("s")
+    assert buffer.log_history == expected.log_history
+    assert [type(v) for v in buffer.log_history] == [type(v) for v in expected.log_history]
+    assert buffer.mean() == expected.mean()
+    assert buffer.current() == expected.current()
+    assert all(not getattr(v, "requires_grad", False) for v in buffer._values)
+
+
+def test_update_scalar_fast_path_still_checks_the_resumed_flag_and_values() -> None:
+    hub = new_hub()
+    hub.update_scalar("s", 1.0)
+    with pytest.raises(ValueError, match="resumed"):
+        hub.update_scalar("s", 2.0, resumed=False)
+    with pytest.raises(TypeError, match="one element"):
+        hub.update_scalar("s", torch.ones(2))
+    with pytest.raises(TypeError, match="count"):
+        hub.update_scalar("s", 2.0, count=1.5)  # type: ignore[arg-type]
+    hub.update_scalar("s", 3.0, count=2)
+    assert hub.get_scalar("s").log_history == [1.0, 3.0]
+    assert hub.get_scalar("s").count_history == [1, 2]
+
+
+def test_update_scalar_fast_path_bounds_pending_tensors_and_length() -> None:
+    hub = new_hub()
+    hub.update_scalar("s", torch.tensor(0.0))
+    for i in range(1, MAX_PENDING + 10):
+        hub.update_scalar("s", torch.tensor(float(i)))
+    buffer = hub.get_scalar("s")
+    assert len(buffer._pending) < MAX_PENDING  # converted once MAX_PENDING were pending
+    buffer.max_length = 10  # the setter moves the trimming threshold with it
+    for i in range(200):
+        hub.update_scalar("s", float(i))
+    assert len(buffer._values) <= 10 + 64
+    assert buffer.log_history == [float(i) for i in range(190, 200)]
+
+
+def test_update_info_keeps_checking_the_resumed_flag() -> None:
+    hub = new_hub()
+    hub.update_info("iter", 1)
+    hub.update_info("iter", 2)
+    with pytest.raises(ValueError, match="resumed"):
+        hub.update_info("iter", 3, resumed=False)
+    assert hub.get_info("iter") == 2
+
+
+# -- Runner counters and hook calls ----------------------------------------------------------
+
+
+class CountedLoop(IterBasedTrainLoop):
+    """A custom loop with its own ``iter`` property: the Runner must go through it."""
+
+    reads = 0
+
+    @property
+    def iter(self) -> int:
+        CountedLoop.reads += 1
+        return self._iter
+
+
+def test_runner_counters_read_overridden_loop_properties(toy_cfg: Any) -> None:
+    from treadle.core.registry import LOOPS
+
+    if "CountedLoop" not in LOOPS:
+        LOOPS.register_module(module=CountedLoop)
+    runner = Runner.from_cfg(toy_cfg(train_cfg={"type": "CountedLoop", "max_iters": 3}))
+    runner.train()
+    CountedLoop.reads = 0
+    assert runner.iter == 3
+    assert CountedLoop.reads == 1
+    assert runner.max_iters == 3
+
+
+def test_runner_counters_of_builtin_loops(toy_cfg: Any) -> None:
+    runner = Runner.from_cfg(toy_cfg(train_cfg={"by_epoch": True, "max_epochs": 2}))
+    assert (runner.epoch, runner.iter) == (0, 0)  # before the loop is built
+    runner.train()
+    assert (runner.epoch, runner.iter, runner.max_epochs, runner.max_iters) == (2, 6, 2, 6)
+
+
+def test_an_overridden_call_hook_sees_every_iteration_point(toy_cfg: Any) -> None:
+    calls: list[tuple[str, tuple[str, ...]]] = []
+
+    class CountingRunner(Runner):
+        def call_hook(self, fn_name: str, **kwargs: Any) -> None:
+            calls.append((fn_name, tuple(sorted(kwargs))))
+            super().call_hook(fn_name, **kwargs)
+
+    for by_epoch in (True, False):
+        calls.clear()
+        train_cfg = (
+            {"by_epoch": True, "max_epochs": 1} if by_epoch else {"by_epoch": False, "max_iters": 3}
+        )
+        CountingRunner.from_cfg(toy_cfg(train_cfg=train_cfg)).train()
+        points = [name for name, _ in calls]
+        assert points.count("before_train_iter") == points.count("after_train_iter") == 3
+        assert ("before_train_iter", ("batch_idx", "data_batch")) in calls
+        assert ("after_train_iter", ("batch_idx", "data_batch", "outputs")) in calls
+
+
+# -- OptimWrapper.update_params and BaseModel.train_step ------------------------------------------
+
+
+def linear() -> tuple[nn.Linear, torch.Tensor]:
+    torch.manual_seed(0)
+    return nn.Linear(3, 1), torch.randn(4, 3)
+
+
+def test_update_params_fast_path_equals_the_general_path() -> None:
+    class General(OptimWrapper):
+        def backward(self, loss: torch.Tensor, **kwargs: Any) -> None:  # forces the general path
+            super().backward(loss, **kwargs)
+
+    results = []
+    for cls in (OptimWrapper, General):
+        model, x = linear()
+        wrapper = cls(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+        for _ in range(3):
+            wrapper.update_params(model(x).pow(2).mean())
+        assert wrapper._inner_count == 3
+        results.append([p.detach().clone() for p in model.parameters()])
+        assert all(p.grad is None for p in model.parameters())  # zero_grad ran
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+
+
+def test_update_params_fast_path_passes_kwargs_and_clips() -> None:
+    model, x = linear()
+    wrapper = OptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.1), clip_grad={"max_norm": 1e-3}
+    )
+    wrapper.update_params(model(x).pow(2).mean(), zero_kwargs={"set_to_none": False})
+    assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in model.parameters())
+    assert wrapper.get_grad_norm()["grad_norm"] > 1e-3  # measured before clipping
+
+    closures: list[int] = []
+
+    def closure() -> None:
+        closures.append(1)
+
+    wrapper.update_params(model(x).pow(2).mean(), step_kwargs={"closure": closure})
+    assert closures == [1]
+
+
+def test_update_params_honours_overridden_steps() -> None:
+    steps: list[str] = []
+
+    class Logged(OptimWrapper):
+        def step(self, **kwargs: Any) -> None:
+            steps.append("step")
+            super().step(**kwargs)
+
+        def zero_grad(self, **kwargs: Any) -> None:
+            steps.append("zero_grad")
+            super().zero_grad(**kwargs)
+
+    model, x = linear()
+    Logged(torch.optim.SGD(model.parameters(), lr=0.1)).update_params(model(x).sum())
+    assert steps == ["step", "zero_grad"]
+
+
+def test_train_step_enters_a_real_optim_context() -> None:
+    import contextlib
+
+    from treadle.core.model import BaseModel
+
+    entered: list[bool] = []
+
+    class NoSyncNet(BaseModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(3, 1)
+
+        def forward(self, inputs: torch.Tensor, mode: str = "tensor") -> Any:  # type: ignore[override]
+            entered.append(self.syncing)
+            return {"loss": self.layer(inputs).pow(2).mean()}
+
+        syncing = True
+
+        @contextlib.contextmanager
+        def no_sync(self) -> Any:
+            self.syncing = False
+            try:
+                yield
+            finally:
+                self.syncing = True
+
+    model = NoSyncNet()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1), accumulative_counts=2)
+    wrapper.initialize_count_status(model, 0, 4)
+    for _ in range(4):
+        model.train_step({"inputs": torch.randn(2, 3)}, optim_wrapper=wrapper)
+    # Accumulating iterations run inside no_sync(); the updating ones synchronise.
+    assert entered == [False, True, False, True]
