@@ -9,7 +9,10 @@ sampler seed, logger, param scheduler, checkpoint) and its default LocalVisBacke
 
 Budget (DESIGN.md): ≤ 30 µs per iteration over the plain loop; Runner construction ≤ 100 ms.
 
-    uv run python benchmarks/bench_train_loop.py [--iters 2000] [--repeat 3]
+    uv run python benchmarks/bench_train_loop.py [--iters 2000] [--repeat 3] [--mmengine]
+
+``--mmengine`` adds MMEngine 0.10.7's Runner on the same run (install it with
+``uv sync --all-packages --group bench``).
 """
 
 from __future__ import annotations
@@ -192,10 +195,60 @@ def runner_loop(iters: int, work_dir: str) -> tuple[float, float]:
     return time.perf_counter() - start, built
 
 
+def mmengine_loop(iters: int, work_dir: str) -> float:
+    """MMEngine 0.10.7 (the ``bench`` dependency group) on the same run, for comparison.
+
+    One difference: its train dataloader uses MMEngine's ``InfiniteSampler``. With a
+    ``DefaultSampler`` MMEngine's iteration-based loop sleeps 2 s each time the dataloader is
+    exhausted (``_InfiniteDataloaderIterator``), which would dominate the measurement.
+    """
+    import mmengine
+    from mmengine.evaluator import BaseMetric
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.registry import DATASETS as MM_DATASETS
+    from mmengine.registry import METRICS as MM_METRICS
+    from mmengine.registry import MODELS as MM_MODELS
+    from mmengine.runner import Runner as MMRunner
+
+    class MMNet(MMBaseModel):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = mlp()
+
+        forward = Net.forward
+
+    class MMAccuracy(BaseMetric):  # type: ignore[misc]
+        default_prefix = "accuracy"
+
+        def process(self, data_batch: Any, data_samples: Any) -> None:
+            for sample in data_samples:
+                self.results.append(bool(sample["pred_label"] == sample["gt_label"]))
+
+        def compute_metrics(self, results: list[bool]) -> dict[str, float]:
+            return {"top1": 100 * sum(results) / len(results)}
+
+    MM_MODELS.register_module(name="BenchNet", module=MMNet, force=True)
+    MM_DATASETS.register_module(name="BenchData", module=Data, force=True)
+    MM_METRICS.register_module(name="BenchAccuracy", module=MMAccuracy, force=True)
+    cfg = runner_cfg(iters, work_dir)
+    cfg["train_dataloader"]["sampler"] = {"type": "InfiniteSampler", "shuffle": True}
+    cfg["val_evaluator"] = {"type": "BenchAccuracy"}
+    runner = MMRunner.from_cfg(mmengine.Config(cfg))
+    logging.getLogger("mmengine").setLevel(logging.ERROR)
+    start = time.perf_counter()
+    runner.train()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--mmengine",
+        action="store_true",
+        help="also run MMEngine (needs `uv sync --all-packages --group bench`)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("treadle").setLevel(logging.WARNING)
@@ -205,12 +258,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runner_loop(50, f"{tmp}/warm")  # imports, torch._dynamo's first-optimizer cost
         plain_loop(50, tmp)
-        plain, ours, builds = [], [], []
+        if args.mmengine:
+            mmengine_loop(50, f"{tmp}/mm-warm")
+        plain, ours, builds, theirs = [], [], [], []
         for i in range(args.repeat):
             plain.append(plain_loop(args.iters, tmp))
             elapsed, built = runner_loop(args.iters, f"{tmp}/run{i}")
             ours.append(elapsed)
             builds.append(built)
+            if args.mmengine:
+                theirs.append(mmengine_loop(args.iters, f"{tmp}/mm{i}"))
 
     p = min(plain) / args.iters * 1e6
     r = min(ours) / args.iters * 1e6
@@ -218,6 +275,9 @@ def main() -> None:
     print(f"  plain PyTorch loop      {p:8.1f} µs/iter")
     print(f"  treadle Runner          {r:8.1f} µs/iter")
     print(f"  framework overhead      {r - p:8.1f} µs/iter   (budget 30)")
+    if theirs:
+        m = min(theirs) / args.iters * 1e6
+        print(f"  MMEngine Runner         {m:8.1f} µs/iter   (overhead {m - p:.1f})")
     print(f"  ratio Runner / plain    {r / p:8.3f}")
     print(
         f"  Runner construction     {statistics.median(builds) * 1e3:8.1f} ms (median, budget 100)"
