@@ -686,3 +686,43 @@ def test_get_metric_value() -> None:
         get_metric_value("mAP", metrics)
     with pytest.raises(ValueError, match='"x/top1" can not match any metric'):
         get_metric_value("x/top1", metrics)
+
+
+def test_gathered_results_do_not_drag_their_batch_storage_along() -> None:
+    # Accuracy keeps rows of batch tensors; pickled as they are, each row would carry its whole
+    # batch to the other ranks (MMEngine's metrics clone for this reason).
+    import pickle
+
+    import torch
+
+    from treadle.core.evaluator.collectives import collect_results
+
+    class Recording:
+        rank, world_size = 0, 2
+
+        def __init__(self) -> None:
+            self.sent: list[Any] = []
+
+        def all_gather_object(self, obj: Any) -> list[Any]:
+            self.sent.append(obj)
+            return [obj, obj]
+
+    scores = torch.randn(256, 1000)
+    labels = torch.arange(256)
+    results: list[Any] = [
+        {"pred_score": s, "gt_label": g, "pair": (s[:2], [g])}
+        for s, g in zip(scores.unbind(), labels.unbind(), strict=True)
+    ]
+    results.append({"whole": torch.ones(3)})  # owns its storage: sent as it is
+    collectives = Recording()
+    merged = collect_results(results, 10_000, collectives)  # type: ignore[arg-type]
+    sent = collectives.sent[0]
+    assert len(pickle.dumps(sent)) < 2 * scores.nbytes  # not 256 copies of the batch
+    assert sent[-1]["whole"] is results[-1]["whole"]
+    assert merged is not None
+    assert len(merged) == 2 * len(results)
+    for original, copy_ in zip(results, sent, strict=True):
+        assert original.keys() == copy_.keys()
+    assert torch.equal(sent[3]["pred_score"], scores[3])
+    assert torch.equal(sent[3]["pair"][0], scores[3, :2])
+    assert sent[3]["pair"][1][0] == 3

@@ -68,6 +68,40 @@ LOCAL_COLLECTIVES: Collectives = _LocalCollectives()
 _MISSING = object()
 
 
+def _compact(results: list[Any]) -> list[Any]:
+    """``results`` with every tensor that views a larger storage replaced by a copy of itself.
+
+    Pickling a tensor pickles its whole storage: a per-sample result that is a row of its batch's
+    tensor (``unbind``, indexing, iterating) would send the whole batch, once per sample, across
+    ranks. Through lists, tuples and dicts; other objects are sent as they are.
+    """
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:  # no tensor can exist
+        return results
+    tensor_type = torch.Tensor
+
+    def walk(obj: Any) -> Any:
+        if isinstance(obj, tensor_type):
+            try:
+                larger = obj.untyped_storage().nbytes() > obj.nelement() * obj.element_size()
+            except (RuntimeError, NotImplementedError):  # sparse, nested, …: as it is
+                return obj
+            return obj.clone() if larger else obj
+        kind = type(obj)
+        if kind is list:
+            return [walk(item) for item in obj]
+        if kind is tuple:
+            return tuple(walk(item) for item in obj)
+        if kind is dict:
+            return {key: walk(value) for key, value in obj.items()}
+        return obj
+
+    compact: list[Any] = walk(results)
+    return compact
+
+
 def collect_results(results: list[Any], size: int, collectives: Collectives) -> list[Any] | None:
     """Gather every rank's results on rank 0 in dataset order and drop the sampler's padding.
 
@@ -93,7 +127,7 @@ def collect_results(results: list[Any], size: int, collectives: Collectives) -> 
         raise ValueError(f"size must be >= 0, got {size}")
     if collectives.world_size == 1:
         return results[:size]
-    parts = collectives.all_gather_object(results)
+    parts = collectives.all_gather_object(_compact(results))
     if collectives.rank != 0:
         return None
     # Unlike MMEngine (which drops every ``None``), only the padding of shorter parts is dropped:
