@@ -247,3 +247,33 @@ def test_train_step_enters_a_real_optim_context() -> None:
         model.train_step({"inputs": torch.randn(2, 3)}, optim_wrapper=wrapper)
     # Accumulating iterations run inside no_sync(); the updating ones synchronise.
     assert entered == [False, True, False, True]
+
+
+@pytest.mark.parametrize(
+    "losses",
+    [
+        {"loss": torch.tensor(2.0, requires_grad=True)},  # the fast path
+        {"loss": torch.tensor([1.0, 3.0], requires_grad=True)},  # not 0-d: reduced to its mean
+        {"loss_cls": torch.tensor(2.0, requires_grad=True)},  # another name
+        {"loss": nn.Parameter(torch.tensor(2.0))},  # a tensor subclass
+    ],
+)
+def test_parse_losses_single_entry_matches_the_general_path(losses: dict[str, Any]) -> None:
+    from treadle.core.model import BaseModel
+
+    class Net(BaseModel):
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            return None
+
+    net = Net()
+    loss, log_vars = net.parse_losses(losses)
+    # The general path, by hand: mean per entry, sum of the "loss" entries, "loss" logged first.
+    ((name, value),) = losses.items()
+    expected = value.mean()
+    assert torch.equal(loss.detach(), expected.detach())
+    assert loss.requires_grad
+    assert list(log_vars) == (["loss"] if name == "loss" else ["loss", name])
+    assert all(not v.requires_grad for v in log_vars.values())
+    assert torch.equal(log_vars["loss"], expected.detach())
+    loss.backward()  # the graph reaches the input
+    assert value.grad is not None

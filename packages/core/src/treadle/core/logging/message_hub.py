@@ -180,24 +180,28 @@ class MessageHub(ManagerMixin):
             ValueError: ``resumed`` differs from an earlier update of ``key``.
         """
         buffer = self._log_scalars.get(key)
-        if buffer is not None and type(count) is int and self._resumed_keys.get(key) is resumed:
+        if buffer is not None and self._resumed_keys.get(key) is resumed and type(count) is int:
             # The per-iteration path (timings, learning rates, losses): a float, or a plain
             # detached 0-d tensor, appended without a function call. Anything else takes the
             # checked path below, which does the same and more.
             kind = type(value)
-            if kind is float or (
-                kind in PLAIN_TENSOR_TYPES and not value.requires_grad and value.dim() == 0
-            ):
+            if kind is float:
+                buffer._has_float = True
                 values = buffer._values
-                if kind is float:
-                    buffer._has_float = True
-                else:
-                    if not buffer._has_float and value.is_floating_point():
-                        buffer._has_float = True
-                    buffer._pending.append(len(values))
                 values.append(value)
                 buffer._counts.append(count)
-                if len(values) > buffer._trim_at or len(buffer._pending) >= MAX_PENDING:
+                if len(values) > buffer._trim_at:
+                    buffer._after_append()
+                return
+            if kind in PLAIN_TENSOR_TYPES and not value.requires_grad and value.dim() == 0:
+                if not buffer._has_float and value.is_floating_point():
+                    buffer._has_float = True
+                values = buffer._values
+                pending = buffer._pending
+                pending.append(len(values))
+                values.append(value)
+                buffer._counts.append(count)
+                if len(values) > buffer._trim_at or len(pending) >= MAX_PENDING:
                     buffer._after_append()
                 return
         self._set_resumed_keys(key, resumed)

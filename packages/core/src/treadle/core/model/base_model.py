@@ -154,6 +154,10 @@ class BaseModel(BaseModule):
             raise TypeError(
                 f'forward(mode="loss") must return a dict of losses, but got {type(losses)}'
             )
+        if len(losses) == 1:  # the usual {"loss": 0-d tensor}, without the general bookkeeping
+            loss = losses.get("loss")
+            if type(loss) is torch.Tensor and loss.dim() == 0:
+                return loss, OrderedDict(loss=loss.detach())
         reduced: list[tuple[str, torch.Tensor]] = []
         for name, value in losses.items():
             if isinstance(value, torch.Tensor):
@@ -173,7 +177,7 @@ class BaseModel(BaseModule):
                     f"losses[{name!r}] must be a tensor or a non-empty list of tensors, but got "
                     f"{type(value).__name__}"
                 )
-        loss: torch.Tensor | None = None
+        loss = None
         for name, value in reduced:
             if "loss" in name:
                 loss = value if loss is None else loss + value

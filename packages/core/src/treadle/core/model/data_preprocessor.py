@@ -48,7 +48,7 @@ class BaseDataPreprocessor(nn.Module):
         ``.to(device, non_blocking=...)``; strings, bytes, ``None`` and everything else are
         returned as they are.
         """
-        if isinstance(data, torch.Tensor):
+        if type(data) is not dict and isinstance(data, torch.Tensor):
             if data.device == self._device:  # already there: skip the dispatcher
                 return data
             return data.to(self._device, non_blocking=self._non_blocking)

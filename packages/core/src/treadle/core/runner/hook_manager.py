@@ -83,6 +83,8 @@ class RunnerHookManager:
         self._entries: list[tuple[int, int, object]] = []  # (priority, index, hook)
         self._next_index = 0
         self._plans: dict[str, _Plan | None] = {}
+        #: The plans whose implementations all take every argument: just the functions.
+        self._direct: dict[str, tuple[Any, ...]] = {}
 
     def register(self, hook: object, priority: int | str | None = None) -> None:
         """Add ``hook`` with ``priority`` (default: its ``priority`` attribute, else NORMAL).
@@ -112,6 +114,11 @@ class RunnerHookManager:
         Raises:
             TypeError: When ``kwargs`` lacks an argument an implementation takes.
         """
+        direct = self._direct.get(name)
+        if direct is not None and self._pm._inner_hookexec is _DEFAULT_EXEC:
+            for function in direct:  # every implementation takes every argument of the point
+                function(**kwargs)
+            return
         if self._pm._inner_hookexec is not _DEFAULT_EXEC:
             getattr(self.hook, name)(**kwargs)
             return
@@ -119,6 +126,8 @@ class RunnerHookManager:
             plan = self._plans[name]
         except KeyError:
             plan = self._plans[name] = self._plan(name)
+            if plan is not None and all(argnames is None for _, argnames, _ in plan):
+                self._direct[name] = tuple(function for function, _, _ in plan)
         if plan is None:
             getattr(self.hook, name)(**kwargs)
             return
@@ -160,6 +169,7 @@ class RunnerHookManager:
 
     def _reregister(self) -> None:
         self._plans.clear()
+        self._direct.clear()
         for _, _, hook in self._entries:
             if self._pm.is_registered(hook):
                 self._pm.unregister(hook)
