@@ -277,3 +277,49 @@ def test_parse_losses_single_entry_matches_the_general_path(losses: dict[str, An
     assert torch.equal(log_vars["loss"], expected.detach())
     loss.backward()  # the graph reaches the input
     assert value.grad is not None
+
+
+def test_hook_calls_by_position_only_when_parameter_order_matches_the_spec(toy_cfg: Any) -> None:
+    from treadle.core.hooks import Hook
+
+    seen: list[tuple[str, Any, Any]] = []
+
+    class InOrder(Hook):
+        def after_train_iter(
+            self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+        ) -> None:
+            seen.append(("in order", batch_idx, outputs))
+
+    class Shuffled(Hook):
+        # Same names, another order: must be called by keyword.
+        def after_train_iter(  # type: ignore[override]
+            self, runner: Any, outputs: Any = None, data_batch: Any = None, batch_idx: int = -1
+        ) -> None:
+            seen.append(("shuffled", batch_idx, outputs))
+
+    runner = Runner.from_cfg(
+        toy_cfg(train_cfg={"by_epoch": False, "max_iters": 2}, custom_hooks=[InOrder()])
+    )
+    runner.train()
+    assert "after_train_iter" in runner._hooks._direct  # the positional path ran
+    assert [(who, idx) for who, idx, _ in seen] == [("in order", 0), ("in order", 1)]
+    assert all(isinstance(outputs, dict) and "loss" in outputs for _, _, outputs in seen)
+
+    seen.clear()
+    runner = Runner.from_cfg(
+        toy_cfg(train_cfg={"by_epoch": False, "max_iters": 2}, custom_hooks=[Shuffled()])
+    )
+    runner.train()
+    assert "after_train_iter" not in runner._hooks._direct
+    assert [(who, idx) for who, idx, _ in seen] == [("shuffled", 0), ("shuffled", 1)]
+    assert all(isinstance(outputs, dict) and "loss" in outputs for _, _, outputs in seen)
+
+    # A caller that leaves out an argument with a default still reaches every hook.
+    seen.clear()
+    runner = Runner.from_cfg(
+        toy_cfg(train_cfg={"by_epoch": False, "max_iters": 2}, custom_hooks=[InOrder()])
+    )
+    runner.train()
+    seen.clear()
+    runner._hooks.call("after_train_iter", {"runner": runner, "batch_idx": 7})
+    assert seen == [("in order", 7, None)]

@@ -83,8 +83,9 @@ class RunnerHookManager:
         self._entries: list[tuple[int, int, object]] = []  # (priority, index, hook)
         self._next_index = 0
         self._plans: dict[str, _Plan | None] = {}
-        #: The plans whose implementations all take every argument: just the functions.
-        self._direct: dict[str, tuple[Any, ...]] = {}
+        #: ``{point: (spec argument order, functions)}`` for the points whose implementations
+        #: all take the spec's arguments in its order (see :meth:`_note_direct`).
+        self._direct: dict[str, tuple[tuple[str, ...], tuple[Any, ...]]] = {}
 
     def register(self, hook: object, priority: int | str | None = None) -> None:
         """Add ``hook`` with ``priority`` (default: its ``priority`` attribute, else NORMAL).
@@ -116,8 +117,17 @@ class RunnerHookManager:
         """
         direct = self._direct.get(name)
         if direct is not None and self._pm._inner_hookexec is _DEFAULT_EXEC:
-            for function in direct:  # every implementation takes every argument of the point
-                function(**kwargs)
+            # Every implementation takes every argument of the point, in the spec's order:
+            # positional calls, without a keyword dict per implementation.
+            order, functions = direct
+            try:
+                args = tuple(map(kwargs.__getitem__, order))
+            except KeyError:  # an argument with a default left out: by keyword
+                for function in functions:
+                    function(**kwargs)
+                return
+            for function in functions:
+                function(*args)
             return
         if self._pm._inner_hookexec is not _DEFAULT_EXEC:
             getattr(self.hook, name)(**kwargs)
@@ -126,8 +136,7 @@ class RunnerHookManager:
             plan = self._plans[name]
         except KeyError:
             plan = self._plans[name] = self._plan(name)
-            if plan is not None and all(argnames is None for _, argnames, _ in plan):
-                self._direct[name] = tuple(function for function, _, _ in plan)
+            self._note_direct(name, plan)
         if plan is None:
             getattr(self.hook, name)(**kwargs)
             return
@@ -138,16 +147,29 @@ class RunnerHookManager:
             # pluggy's calling convention: required arguments by position, arguments with a
             # default by keyword when the caller gave them.
             try:
-                args = [kwargs[argname] for argname in argnames]
+                required = [kwargs[argname] for argname in argnames]
             except KeyError as exc:
                 raise TypeError(
                     f"hook point {name!r} called without the argument {exc.args[0]!r}, which "
                     f"{getattr(function, '__qualname__', function)!r} takes"
                 ) from None
             if kwargnames:
-                function(*args, **{k: kwargs[k] for k in kwargnames if k in kwargs})
+                function(*required, **{k: kwargs[k] for k in kwargnames if k in kwargs})
             else:
-                function(*args)
+                function(*required)
+
+    def _note_direct(self, name: str, plan: _Plan | None) -> None:
+        """Keep ``(spec order, functions)`` for ``name`` when every implementation takes every
+        argument of the spec as its parameters in the spec's order (MMEngine's Hook methods)."""
+        spec = getattr(self.hook, name).spec
+        if plan is None or spec is None:
+            return
+        order = tuple(spec.argnames) + tuple(spec.kwargnames)
+        for function, argnames, _ in plan:
+            impl_order = _parameter_order(function)
+            if argnames is not None or impl_order != order:
+                return
+        self._direct[name] = (order, tuple(function for function, _, _ in plan))
 
     def _plan(self, name: str) -> _Plan | None:
         """The (function, argnames) pluggy would call for ``name``, in its order; None when the
@@ -184,6 +206,23 @@ class RunnerHookManager:
     def priorities(self) -> list[tuple[int, object]]:
         """``(priority, hook)`` in call order."""
         return [(number, hook) for number, _, hook in sorted(self._entries, key=lambda e: e[:2])]
+
+
+def _parameter_order(function: Any) -> tuple[str, ...] | None:
+    """The names of ``function``'s parameters that can be given by position (``self`` of a
+    bound method excluded); None when it has ``*args``/``**kwargs`` or is not introspectable."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = []
+    for parameter in parameters:
+        if parameter.kind not in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            return None
+        names.append(parameter.name)
+    return tuple(names)
 
 
 def has_lifecycle_hookimpls(obj: object) -> bool:
