@@ -16,24 +16,6 @@ from treadle.core.visualization import LocalVisBackend
 from treadle.core.visualization import vis_backend as vis_backend_module
 
 
-@pytest.fixture
-def forget_run_instances() -> Any:
-    """Make the loggers, visualizers and message hubs current before the test current again
-    (a Runner makes its own current), and close the log files of the loggers it made."""
-    from treadle.core.logging import MessageHub, TreadleLogger
-    from treadle.core.visualization import Visualizer
-
-    tables = [cls._instance_dict for cls in (TreadleLogger, Visualizer, MessageHub)]
-    before = [list(table) for table in tables]
-    yield
-    for table, names in zip(tables, before, strict=True):
-        for name in [n for n in table if n not in names]:
-            for handler in getattr(table[name], "handlers", []):
-                handler.close()
-        if names and names[-1] in table:
-            table.move_to_end(names[-1])
-
-
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
