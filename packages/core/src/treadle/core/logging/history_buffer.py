@@ -465,12 +465,16 @@ def _pack(values: list[Number]) -> list[Number] | torch.Tensor:
     """
     kinds = set(map(type, values))
     if len(kinds) == 1 and (float in kinds or int in kinds):
+        import array
+
         import torch
 
-        try:
-            return torch.tensor(values, dtype=torch.float64 if float in kinds else torch.int64)
-        except (OverflowError, RuntimeError, ValueError):  # an int beyond int64
-            pass
+        floats = float in kinds
+        try:  # through a C array: about 3x faster than torch.tensor(list)
+            packed = array.array("d" if floats else "q", values)
+        except OverflowError:  # an int beyond int64
+            return list(values)
+        return torch.frombuffer(packed, dtype=torch.float64 if floats else torch.int64).clone()
     return list(values)
 
 
