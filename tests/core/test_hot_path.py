@@ -1,7 +1,7 @@
 """The per-iteration fast paths give what the general paths give, and step aside when they must.
 
 The training iteration skips work in several places (see benchmarks/bench_train_loop.py): the
-message hub appends plain floats and 0-d tensors without its checks, the Runner reads the
+history buffer appends plain floats and 0-d tensors on a short path, the Runner reads the
 counters of treadle's own loops directly, the loops call the hook manager without
 ``Runner.call_hook``, ``OptimWrapper.update_params`` calls the optimizer directly and
 ``BaseModel.train_step`` enters no context when there is none. Each test below pins one of these
@@ -281,6 +281,7 @@ def test_parse_losses_single_entry_matches_the_general_path(losses: dict[str, An
 
 def test_hook_calls_by_position_only_when_parameter_order_matches_the_spec(toy_cfg: Any) -> None:
     from treadle.core.hooks import Hook
+    from treadle.core.runner.hook_manager import _Positional
 
     seen: list[tuple[str, Any, Any]] = []
 
@@ -301,7 +302,7 @@ def test_hook_calls_by_position_only_when_parameter_order_matches_the_spec(toy_c
         toy_cfg(train_cfg={"by_epoch": False, "max_iters": 2}, custom_hooks=[InOrder()])
     )
     runner.train()
-    assert "after_train_iter" in runner._hooks._direct  # the positional path ran
+    assert isinstance(runner._hooks._plans["after_train_iter"], _Positional)  # positional path
     assert [(who, idx) for who, idx, _ in seen] == [("in order", 0), ("in order", 1)]
     assert all(isinstance(outputs, dict) and "loss" in outputs for _, _, outputs in seen)
 
@@ -310,7 +311,7 @@ def test_hook_calls_by_position_only_when_parameter_order_matches_the_spec(toy_c
         toy_cfg(train_cfg={"by_epoch": False, "max_iters": 2}, custom_hooks=[Shuffled()])
     )
     runner.train()
-    assert "after_train_iter" not in runner._hooks._direct
+    assert not isinstance(runner._hooks._plans["after_train_iter"], _Positional)
     assert [(who, idx) for who, idx, _ in seen] == [("shuffled", 0), ("shuffled", 1)]
     assert all(isinstance(outputs, dict) and "loss" in outputs for _, _, outputs in seen)
 

@@ -6,12 +6,13 @@ import itertools
 import json
 import os
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from treadle.core.hooks import LoggerHook
-from treadle.core.visualization import LocalVisBackend, Visualizer
+from treadle.core.visualization import LocalVisBackend
 
 
 class _Sized:
@@ -164,29 +165,33 @@ def test_a_subclass_with_its_own_predicates_is_asked_every_iteration() -> None:
     assert [e[1] for e in runner.events if e[0] == "info"] == ["train 1", "train 3", "train 5"]
 
 
-def test_on_exception_closes_the_local_backend_files(tmp_path: Any) -> None:
-    vis = Visualizer(
-        name="logger-hook-exception",
-        vis_backends=[{"type": "LocalVisBackend"}],
-        save_dir=str(tmp_path),
-    )
-    try:
-        backend = vis.get_backend("LocalVisBackend")
-        assert isinstance(backend, LocalVisBackend)
-        vis.add_scalars({"loss": 1.0}, step=1, file_path="run.json")
-        assert len(backend._fds) == 2
-        hook = LoggerHook()
-        hook.on_exception(types.SimpleNamespace(visualizer=vis), RuntimeError("boom"))
-        assert backend._fds == {}
-        # written again (e.g. a later runner.val()), the files are reopened and appended to
-        vis.add_scalars({"loss": 2.0}, step=2, file_path="run.json")
-        lines = (tmp_path / "vis_data" / "scalars.json").read_text().splitlines()
-        assert lines == ['{"loss": 1.0, "step": 1}', '{"loss": 2.0, "step": 2}']
-    finally:
-        vis.close()
-        Visualizer._instance_dict.pop("logger-hook-exception", None)
-    # a runner without a visualizer (or with a stand-in) is fine
-    LoggerHook().on_exception(types.SimpleNamespace(), RuntimeError("boom"))
+def test_a_failed_run_closes_the_local_backend_files(
+    toy_cfg: Any, forget_run_instances: Any
+) -> None:
+    from treadle.core.hooks import Hook
+    from treadle.core.runner import Runner
+
+    class Boom(Hook):
+        priority = "LOWEST"  # after the LoggerHook logged the iteration
+
+        def after_train_iter(self, runner: Any, batch_idx: int, *args: Any, **kw: Any) -> None:
+            if runner.iter == 2:
+                raise RuntimeError("boom")
+
+    runner = Runner.from_cfg(toy_cfg(custom_hooks=[Boom()]))
+    backend = runner.visualizer.get_backend("LocalVisBackend")
+    assert isinstance(backend, LocalVisBackend)
+    with pytest.raises(RuntimeError, match="boom"):
+        runner.train()
+    assert backend._fds == {}
+    # written again (e.g. a later runner.val()), the files are reopened and appended to
+    scalars = Path(runner.log_dir, "vis_data", "scalars.json")
+    before = scalars.read_text().splitlines()
+    runner.visualizer.add_scalars({"loss": 2.0}, step=99, file_path="run.json")
+    lines = scalars.read_text().splitlines()
+    assert lines[: len(before)] == before
+    assert lines[-1] == '{"loss": 2.0, "step": 99}'
+    runner.visualizer.close()
 
 
 def _open_fds() -> set[str]:

@@ -270,18 +270,13 @@ def _to_cpu(data: Any) -> Any:
 
     def convert(obj: Any) -> Any:
         cls = type(obj)
-        if cls is tensor:
-            return obj if obj.is_cpu else obj.cpu()
         if cls in _INERT_TYPES:
             return obj
-        if cls is list:
-            return _flat_cpu_list(obj, tensor) or [convert(item) for item in obj]
-        if cls is dict:
-            return {key: convert(value) for key, value in obj.items()}
-        if isinstance(obj, torch.Tensor):
-            return obj.cpu()
+        if isinstance(obj, tensor):
+            return obj if obj.is_cpu else obj.cpu()
         if isinstance(obj, list):
-            return [convert(item) for item in obj]
+            flat = _flat_cpu_list(obj, tensor) if cls is list else None
+            return flat if flat is not None else [convert(item) for item in obj]
         if isinstance(obj, tuple):
             return tuple(convert(item) for item in obj)
         if isinstance(obj, dict):

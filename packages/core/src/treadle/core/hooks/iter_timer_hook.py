@@ -44,27 +44,6 @@ class IterTimerHook(Hook):
     ) -> None:
         runner.message_hub.update_scalar(f"{mode}/data_time", time.perf_counter() - self.t)
 
-    # The training points are written out (not delegated to the per-mode helpers): they run
-    # every iteration.
-
-    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
-        """Record ``train/data_time``."""
-        runner.message_hub.update_scalar("train/data_time", time.perf_counter() - self.t)
-
-    def after_train_iter(
-        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
-    ) -> None:
-        """Record ``train/time`` and the ETA."""
-        now = time.perf_counter()
-        iter_time = now - self.t
-        self.t = now
-        hub = runner.message_hub
-        hub.update_scalar("train/time", iter_time)
-        self.time_sec_tot += iter_time
-        done = runner.iter
-        time_sec_avg = self.time_sec_tot / (done - self.start_iter + 1)
-        hub.update_info("eta", time_sec_avg * (runner.max_iters - done - 1))
-
     def _after_iter(
         self,
         runner: Any,

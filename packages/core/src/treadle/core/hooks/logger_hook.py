@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,8 +93,8 @@ class LoggerHook(Hook):
                 f"out_suffix must be a str or a sequence of str, but got {out_suffix!r}"
             )
 
-        self._interval = interval
-        self._interval_exp_name = interval_exp_name
+        self.interval = interval
+        self.interval_exp_name = interval_exp_name
         self.ignore_last = ignore_last
         self.out_dir: str | None = None if out_dir is None else os.fspath(out_dir)
         self.out_suffix = suffixes
@@ -104,56 +103,9 @@ class LoggerHook(Hook):
         self.backend_args = backend_args
         self.log_metric_by_epoch = log_metric_by_epoch
         self.json_log_path: str | None = None
-        # after_train_iter's fast path: batch indices in [_quiet_lo, _quiet_hi) of the runner
-        # _quiet_runner neither log nor print the experiment name (see _train_iter_slow).
-        self._quiet_runner: Any = None
-        self._quiet_lo = 0
-        self._quiet_hi = 0
-
-    # Changing an interval (MMEngine code may set them on a built hook) forgets the quiet range.
-
-    @property
-    def interval(self) -> int:
-        """Log every ``interval`` iterations."""
-        return self._interval
-
-    @interval.setter
-    def interval(self, value: int) -> None:
-        self._interval = value
-        self._forget_quiet_range()
-
-    @property
-    def interval_exp_name(self) -> int:
-        """Log the experiment name every ``interval_exp_name`` iterations."""
-        return self._interval_exp_name
-
-    @interval_exp_name.setter
-    def interval_exp_name(self, value: int) -> None:
-        self._interval_exp_name = value
-        self._forget_quiet_range()
-
-    @classmethod
-    def _predicates_overridden(cls) -> bool:
-        """Whether a subclass redefines a predicate that ``after_train_iter`` relies on."""
-        return (
-            cls.end_of_epoch is not Hook.end_of_epoch
-            or cls.every_n_train_iters is not Hook.every_n_train_iters
-            or cls.every_n_inner_iters is not Hook.every_n_inner_iters
-        )
-
-    def _forget_quiet_range(self) -> None:
-        self._quiet_runner = None
-        self._quiet_lo = self._quiet_hi = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        # A copy (or pickle) of the hook must not carry the runner along.
-        state = self.__dict__.copy()
-        state.update(_quiet_runner=None, _quiet_lo=0, _quiet_hi=0)
-        return state
 
     def before_run(self, runner: Any) -> None:
         """Resolve ``out_dir`` and name the JSON scalar log after the run's timestamp."""
-        self._forget_quiet_range()
         if self.out_dir is not None:
             from treadle.core.fileio import join_path
 
@@ -165,61 +117,19 @@ class LoggerHook(Hook):
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
     ) -> None:
-        """Log the training state every ``interval`` iterations (and at the end of an epoch).
-
-        Most iterations log nothing: they return after one range check (see
-        :meth:`_train_iter_slow`, which decides, and computes the range).
-        """
-        if self._quiet_lo <= batch_idx < self._quiet_hi and runner is self._quiet_runner:
-            return
-        self._train_iter_slow(runner, batch_idx)
-
-    def _train_iter_slow(self, runner: Any, batch_idx: int) -> None:
-        """MMEngine's decisions for one training iteration; then the quiet range after it.
-
-        The iteration logs the experiment name when ``runner.iter + 1`` is a multiple of
-        ``interval_exp_name`` or at the end of the epoch, and the training state when
-        ``batch_idx + 1`` is a multiple of ``interval`` or at the end of the epoch (unless
-        ``ignore_last`` and the epoch is longer than ``interval``). The indices from this one
-        (the next one if this one logged) up to the next where one of these conditions holds are
-        quiet, given what the train loops guarantee within an epoch: the dataloader's length does
-        not change and ``runner.iter`` advances with ``batch_idx``. A new epoch restarts
-        ``batch_idx`` below the range (the last iteration of an epoch logs), so its first
-        iteration comes back here; so does any index outside the range, or another runner.
-        """
+        """Log the training state every ``interval`` iterations (and at the end of an epoch)."""
         dataloader = runner.train_dataloader
         end_of_epoch = self.end_of_epoch(dataloader, batch_idx)
-        quiet = True
         if self.every_n_train_iters(runner, self.interval_exp_name) or end_of_epoch:
-            quiet = False
             runner.logger.info(f"Exp name: {runner.experiment_name}")
-        if self.every_n_inner_iters(batch_idx, self.interval) or (
-            end_of_epoch and (not self.ignore_last or len(dataloader) <= self.interval)
+        if not (
+            self.every_n_inner_iters(batch_idx, self.interval)
+            or (end_of_epoch and (not self.ignore_last or len(dataloader) <= self.interval))
         ):
-            quiet = False
-            tag, log_str = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
-            runner.logger.info(log_str)
-            runner.visualizer.add_scalars(tag, step=runner.iter + 1, file_path=self.json_log_path)
-        if type(self)._predicates_overridden():
-            return  # the range below assumes Hook's predicates: decide every iteration
-        # The next index (> batch_idx) where a condition above holds, each condition alone.
-        interval = self._interval
-        exp_interval = self._interval_exp_name
-        length = len(dataloader)
-        cur_iter = runner.iter
-        upcoming = []
-        if interval > 0:  # (index + 1) % interval == 0
-            upcoming.append(((batch_idx + 1) // interval + 1) * interval - 1)
-        if exp_interval > 0:  # (index + offset + 1) % exp_interval == 0 and >= 0
-            dividend = cur_iter + 1
-            next_dividend = 0 if dividend < 0 else (dividend // exp_interval + 1) * exp_interval
-            offset = cur_iter - batch_idx
-            upcoming.append(next_dividend - offset - 1)
-        if length - 1 > batch_idx:  # end of epoch
-            upcoming.append(length - 1)
-        self._quiet_lo = batch_idx if quiet else batch_idx + 1
-        self._quiet_hi = min(upcoming) if upcoming else sys.maxsize
-        self._quiet_runner = runner
+            return
+        tag, log_str = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
+        runner.logger.info(log_str)
+        runner.visualizer.add_scalars(tag, step=runner.iter + 1, file_path=self.json_log_path)
 
     def after_val_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
@@ -283,7 +193,6 @@ class LoggerHook(Hook):
 
     def after_run(self, runner: Any) -> None:
         """Close the visualizer; copy (or move, without ``keep_local``) the logs to ``out_dir``."""
-        self._forget_quiet_range()
         runner.visualizer.close()
         if self.out_dir is None:
             return
@@ -309,21 +218,6 @@ class LoggerHook(Hook):
                     handler.close()
             for path in copied:
                 os.remove(path)
-
-    def on_exception(self, runner: Any, exception: BaseException) -> None:
-        """Close the files that local vis backends keep open (the run ends without after_run).
-
-        Only the files: the other backends (trackers) are left as they are, and a local backend
-        that is written to again reopens its files.
-        """
-        self._forget_quiet_range()
-        from treadle.core.visualization.vis_backend import LocalVisBackend
-
-        backends = getattr(getattr(runner, "visualizer", None), "vis_backends", None)
-        if isinstance(backends, dict):
-            for backend in backends.values():
-                if isinstance(backend, LocalVisBackend):
-                    backend._close_files()
 
 
 def _scan(root: str, suffixes: tuple[str, ...]) -> list[str]:

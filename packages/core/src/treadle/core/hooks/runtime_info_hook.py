@@ -23,6 +23,14 @@ def _is_scalar(value: Any) -> bool:
     return False
 
 
+class _TrainKeys(dict[str, str]):
+    """``name -> "train/<name>"``, each key formatted once (it is looked up every iteration)."""
+
+    def __missing__(self, name: str) -> str:
+        key = self[name] = f"train/{name}"
+        return key
+
+
 class RuntimeInfoHook(Hook):
     """Puts the runner's state into ``runner.message_hub`` so that any component can read it.
 
@@ -46,7 +54,7 @@ class RuntimeInfoHook(Hook):
 
     def __init__(self) -> None:
         self.last_loop_stage: str | None = None
-        self._keys: dict[str, str] = {}  # name -> "train/<name>", formatted once
+        self._keys = _TrainKeys()
 
     def before_run(self, runner: Any) -> None:
         """Record the config text, seed, experiment name and version."""
@@ -96,10 +104,7 @@ class RuntimeInfoHook(Hook):
             )
         keys = self._keys
         for name, lr in lr_dict.items():
-            key = keys.get(name)
-            if key is None:
-                key = keys[name] = f"train/{name}"
-            hub.update_scalar(key, lr[0])
+            hub.update_scalar(keys[name], lr[0])
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
@@ -109,10 +114,7 @@ class RuntimeInfoHook(Hook):
             hub = runner.message_hub
             keys = self._keys
             for name, value in outputs.items():
-                key = keys.get(name)
-                if key is None:
-                    key = keys[name] = f"train/{name}"
-                hub.update_scalar(key, value)
+                hub.update_scalar(keys[name], value)
 
     def before_val(self, runner: Any) -> None:
         """Enter the ``val`` stage, remembering the stage it interrupts."""

@@ -74,17 +74,7 @@ def _sum(values: Sequence[Number], as_float: bool) -> Number:
 def _is_tensor(value: object) -> bool:
     # A tensor can only exist once torch is imported; never import it here.
     torch_module = sys.modules.get("torch")
-    if torch_module is None:
-        return False
-    if type(value) is torch_module.Tensor:
-        PLAIN_TENSOR_TYPES.add(torch_module.Tensor)
-        return True
-    return isinstance(value, torch_module.Tensor)
-
-
-#: ``{torch.Tensor}`` once a plain tensor was logged (empty before: torch is never imported
-#: here). :meth:`MessageHub.update_scalar`'s fast path takes exactly these types.
-PLAIN_TENSOR_TYPES: set[type] = set()
+    return torch_module is not None and isinstance(value, torch_module.Tensor)
 
 
 def _plain_number(value: object, what: str) -> Number:
@@ -216,17 +206,17 @@ class HistoryBuffer:
             log_val = _plain_number(log_val, "log_val")
             if isinstance(log_val, float):
                 self._has_float = True
+        values = self._values
         if pending:
-            self._pending.append(len(self._values))
-        self._values.append(log_val)
+            self._pending.append(len(values))
+            if len(self._pending) >= MAX_PENDING:
+                values.append(log_val)
+                self._counts.append(count)
+                self._flush()
+                return
+        values.append(log_val)
         self._counts.append(count)
-        self._after_append()
-
-    def _after_append(self) -> None:
-        """Convert pending tensors once there are :data:`MAX_PENDING`; trim to ``max_length``."""
-        if len(self._pending) >= MAX_PENDING:
-            self._flush()
-        if len(self._values) > self._trim_at:
+        if len(values) > self._trim_at:
             self._trim()
 
     def _trim(self) -> None:

@@ -32,9 +32,6 @@ from treadle.core.logging.history_buffer import HistoryBuffer, flush_history_buf
 __all__ = ["LogProcessor"]
 
 _MODES = ("train", "val", "test")
-_UNSEEN = object()
-#: Scalar names whose tag key (and smoothing) a processor remembers, at most.
-_MAX_CACHED_NAMES = 4096
 _WINDOW_WORDS = ("epoch", "global")
 
 
@@ -271,33 +268,19 @@ class LogProcessor:
     ) -> OrderedDict[str, Any]:
         """Statistics of the ``mode`` scalars: smoothed or latest, then ``custom_cfg``'s."""
         mode_scalars: dict[str, HistoryBuffer] = {}
-        # {hub key: key in the tag, or None when the key is not of this mode}
-        names = self._scalar_names(mode, reserve_prefix)
+        # As MMEngine: a key belongs to a mode when it starts with the mode's name.
+        prefix = f"{mode}/"
         for prefixed, buffer in runner.message_hub.log_scalars.items():
-            key = names.get(prefixed, _UNSEEN)
-            if key is _UNSEEN:
-                # As MMEngine: a key belongs to a mode when it starts with the mode's name.
-                if prefixed.startswith(mode):
-                    key = prefixed if reserve_prefix else _remove_prefix(prefixed, f"{mode}/")
-                else:
-                    key = None
-                if len(names) >= _MAX_CACHED_NAMES:
-                    names.clear()
-                names[prefixed] = key
-            if key is not None:
+            if prefixed.startswith(mode):
+                key = prefixed if reserve_prefix else _remove_prefix(prefixed, prefix)
                 mode_scalars[key] = buffer
         # One host-device transfer for every tensor logged since the last interval.
         flush_history_buffers(mode_scalars.values())
 
         tag: OrderedDict[str, Any] = OrderedDict()
-        smoothed = self._smoothed_keys()
-        window_size = self.window_size
         for key, buffer in mode_scalars.items():
-            is_smoothed = smoothed.get(key)
-            if is_smoothed is None:
-                is_smoothed = smoothed[key] = self.mean_pattern.search(key) is not None
-            if is_smoothed:
-                tag[key] = buffer.mean(window_size)
+            if self.mean_pattern.search(key) is not None:
+                tag[key] = buffer.mean(self.window_size)
             else:
                 tag[key] = buffer.current()
         for log_cfg in custom_cfg:
@@ -310,27 +293,6 @@ class LogProcessor:
             if data_src in mode_scalars:
                 tag[log_name] = mode_scalars[data_src].statistics(**statistic)
         return tag
-
-    def _scalar_names(self, mode: str, reserve_prefix: bool) -> dict[str, Any]:
-        """The remembered tag keys of the hub's keys, for ``mode`` and ``reserve_prefix``."""
-        caches: dict[tuple[str, bool], dict[str, Any]] | None = self.__dict__.get(
-            "_scalar_name_cache"
-        )
-        if caches is None:
-            caches = self.__dict__["_scalar_name_cache"] = {}
-        names = caches.get((mode, reserve_prefix))
-        if names is None:
-            names = caches[(mode, reserve_prefix)] = {}
-        return names
-
-    def _smoothed_keys(self) -> dict[str, bool]:
-        """Whether ``mean_pattern`` matches a key, remembered for the pattern in use."""
-        pattern = self.mean_pattern
-        cache: tuple[re.Pattern[str], dict[str, bool]] | None = self.__dict__.get("_smoothed_cache")
-        if cache is None or cache[0] is not pattern or len(cache[1]) >= _MAX_CACHED_NAMES:
-            cache = (pattern, {})
-            self.__dict__["_smoothed_cache"] = cache
-        return cache[1]
 
     def _collect_non_scalars(self, runner: Any, mode: str) -> OrderedDict[str, Any]:
         """Runtime information of ``mode`` (e.g. ``val/confusion`` arrays)."""

@@ -18,13 +18,7 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from treadle.core.logging.history_buffer import (
-    MAX_PENDING,
-    PLAIN_TENSOR_TYPES,
-    HistoryBuffer,
-    _is_tensor,
-    _plain_number,
-)
+from treadle.core.logging.history_buffer import HistoryBuffer, _is_tensor, _plain_number
 from treadle.core.logging.logger import print_log
 from treadle.core.utils.manager import ManagerMixin
 
@@ -179,33 +173,10 @@ class MessageHub(ManagerMixin):
             TypeError: ``value`` or ``count`` has a wrong type.
             ValueError: ``resumed`` differs from an earlier update of ``key``.
         """
-        buffer = self._log_scalars.get(key)
-        if buffer is not None and self._resumed_keys.get(key) is resumed and type(count) is int:
-            # The per-iteration path (timings, learning rates, losses): a float, or a plain
-            # detached 0-d tensor, appended without a function call. Anything else takes the
-            # checked path below, which does the same and more.
-            kind = type(value)
-            if kind is float:
-                buffer._has_float = True
-                values = buffer._values
-                values.append(value)
-                buffer._counts.append(count)
-                if len(values) > buffer._trim_at:
-                    buffer._after_append()
-                return
-            if kind in PLAIN_TENSOR_TYPES and not value.requires_grad and value.dim() == 0:
-                if not buffer._has_float and value.is_floating_point():
-                    buffer._has_float = True
-                values = buffer._values
-                pending = buffer._pending
-                pending.append(len(values))
-                values.append(value)
-                buffer._counts.append(count)
-                if len(values) > buffer._trim_at or len(pending) >= MAX_PENDING:
-                    buffer._after_append()
-                return
-        self._set_resumed_keys(key, resumed)
-        value = _scalar_value(key, value)
+        if self._resumed_keys.get(key) is not resumed:
+            self._set_resumed_keys(key, resumed)
+        if type(value) is not float:  # timings and learning rates need no check
+            value = _scalar_value(key, value)
         if type(count) is not int:
             _check_count(count)
         buffer = self._log_scalars.get(key)

@@ -22,7 +22,7 @@ every call goes through pluggy itself.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pluggy
 
@@ -42,6 +42,13 @@ _IMPL_OPTS: pluggy.HookimplOpts = {
     "trylast": False,
     "specname": None,
 }
+
+
+class _Positional(NamedTuple):
+    """A plan whose implementations all take the spec's arguments in the spec's order."""
+
+    order: tuple[str, ...]
+    functions: tuple[Any, ...]
 
 
 class _Manager(pluggy.PluginManager):
@@ -82,10 +89,7 @@ class RunnerHookManager:
         self.hook = self._pm.hook
         self._entries: list[tuple[int, int, object]] = []  # (priority, index, hook)
         self._next_index = 0
-        self._plans: dict[str, _Plan | None] = {}
-        #: ``{point: (spec argument order, functions)}`` for the points whose implementations
-        #: all take the spec's arguments in its order (see :meth:`_note_direct`).
-        self._direct: dict[str, tuple[tuple[str, ...], tuple[Any, ...]]] = {}
+        self._plans: dict[str, _Positional | _Plan | None] = {}
 
     def register(self, hook: object, priority: int | str | None = None) -> None:
         """Add ``hook`` with ``priority`` (default: its ``priority`` attribute, else NORMAL).
@@ -115,20 +119,6 @@ class RunnerHookManager:
         Raises:
             TypeError: When ``kwargs`` lacks an argument an implementation takes.
         """
-        direct = self._direct.get(name)
-        if direct is not None and self._pm._inner_hookexec is _DEFAULT_EXEC:
-            # Every implementation takes every argument of the point, in the spec's order:
-            # positional calls, without a keyword dict per implementation.
-            order, functions = direct
-            try:
-                args = tuple(map(kwargs.__getitem__, order))
-            except KeyError:  # an argument with a default left out: by keyword
-                for function in functions:
-                    function(**kwargs)
-                return
-            for function in functions:
-                function(*args)
-            return
         if self._pm._inner_hookexec is not _DEFAULT_EXEC:
             getattr(self.hook, name)(**kwargs)
             return
@@ -136,9 +126,20 @@ class RunnerHookManager:
             plan = self._plans[name]
         except KeyError:
             plan = self._plans[name] = self._plan(name)
-            self._note_direct(name, plan)
         if plan is None:
             getattr(self.hook, name)(**kwargs)
+            return
+        if isinstance(plan, _Positional):
+            # Every implementation takes the spec's arguments in the spec's order: positional
+            # calls, without a keyword dict per implementation.
+            try:
+                args = tuple(map(kwargs.__getitem__, plan.order))
+            except KeyError:  # an argument with a default left out: by keyword
+                for function in plan.functions:
+                    function(**kwargs)
+                return
+            for function in plan.functions:
+                function(*args)
             return
         for function, argnames, kwargnames in plan:
             if argnames is None:  # takes every argument of the point: pass them as they are
@@ -158,27 +159,20 @@ class RunnerHookManager:
             else:
                 function(*required)
 
-    def _note_direct(self, name: str, plan: _Plan | None) -> None:
-        """Keep ``(spec order, functions)`` for ``name`` when every implementation takes every
-        argument of the spec as its parameters in the spec's order (MMEngine's Hook methods)."""
-        spec = getattr(self.hook, name).spec
-        if plan is None or spec is None:
-            return
-        order = tuple(spec.argnames) + tuple(spec.kwargnames)
-        for function, argnames, _ in plan:
-            impl_order = _parameter_order(function)
-            if argnames is not None or impl_order != order:
-                return
-        self._direct[name] = (order, tuple(function for function, _, _ in plan))
-
-    def _plan(self, name: str) -> _Plan | None:
-        """The (function, argnames) pluggy would call for ``name``, in its order; None when the
-        point needs pluggy itself (a wrapper among the implementations)."""
+    def _plan(self, name: str) -> _Positional | _Plan | None:
+        """The implementations pluggy would call for ``name``, in its order: a
+        :class:`_Positional` plan when all take the spec's arguments in its order (MMEngine's
+        Hook methods), else ``(function, argnames, kwargnames)`` triples; None when the point
+        needs pluggy itself (a wrapper among the implementations)."""
         caller = getattr(self.hook, name)
         impls = caller.get_hookimpls()
         if any(impl.wrapper or impl.hookwrapper for impl in impls):
             return None
         spec = caller.spec
+        if spec is not None:
+            order = tuple(spec.argnames) + tuple(spec.kwargnames)
+            if all(tuple(impl.argnames) + tuple(impl.kwargnames) == order for impl in impls):
+                return _Positional(order, tuple(impl.function for impl in reversed(impls)))
         spec_args = set(spec.argnames) | set(spec.kwargnames) if spec is not None else None
         plan: list[tuple[Any, tuple[str, ...] | None, tuple[str, ...]]] = []
         for impl in reversed(impls):
@@ -191,7 +185,6 @@ class RunnerHookManager:
 
     def _reregister(self) -> None:
         self._plans.clear()
-        self._direct.clear()
         for _, _, hook in self._entries:
             if self._pm.is_registered(hook):
                 self._pm.unregister(hook)
@@ -206,23 +199,6 @@ class RunnerHookManager:
     def priorities(self) -> list[tuple[int, object]]:
         """``(priority, hook)`` in call order."""
         return [(number, hook) for number, _, hook in sorted(self._entries, key=lambda e: e[:2])]
-
-
-def _parameter_order(function: Any) -> tuple[str, ...] | None:
-    """The names of ``function``'s parameters that can be given by position (``self`` of a
-    bound method excluded); None when it has ``*args``/``**kwargs`` or is not introspectable."""
-    import inspect
-
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    names = []
-    for parameter in parameters:
-        if parameter.kind not in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
-            return None
-        names.append(parameter.name)
-    return tuple(names)
 
 
 def has_lifecycle_hookimpls(obj: object) -> bool:

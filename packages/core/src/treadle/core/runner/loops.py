@@ -122,6 +122,7 @@ class _TrainLoopMixin:
     """What both train loops share: counters, validation schedule, resume state."""
 
     runner: Runner
+    _runner: Runner
     dataloader: DataLoader[Any]
     _epoch: int
     _iter: int
@@ -133,6 +134,16 @@ class _TrainLoopMixin:
     dynamic_intervals: list[int]
     stop_training: bool
     _pending_rng_state: dict[str, Any] | None
+    #: Whether the class keeps the counter properties below, so that the Runner may read
+    #: ``_epoch``/``_iter``/``_max_epochs``/``_max_iters`` directly (set per subclass).
+    _plain_counters: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._plain_counters = all(
+            getattr(cls, name) is _TrainLoopMixin.__dict__[name]
+            for name in ("epoch", "iter", "max_epochs", "max_iters")
+        )
 
     @property
     def max_epochs(self) -> int:
@@ -153,6 +164,18 @@ class _TrainLoopMixin:
     def iter(self) -> int:
         """Current iteration (0-based; the number of finished iterations)."""
         return self._iter
+
+    def _train_iter(self, idx: int, data_batch: Any) -> None:
+        """One training step between ``before_train_iter`` and ``after_train_iter``."""
+        runner = self._runner
+        call = runner._call_hooks
+        call("before_train_iter", {"runner": runner, "batch_idx": idx, "data_batch": data_batch})
+        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+        call(
+            "after_train_iter",
+            {"runner": runner, "batch_idx": idx, "data_batch": data_batch, "outputs": outputs},
+        )
+        self._iter += 1
 
     def restore_rng_after_iterator(self, state: dict[str, Any] | None) -> None:
         """Put ``state`` back once the next data iterator exists (set by resume)."""
@@ -249,15 +272,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
 
     def run_iter(self, idx: int, data_batch: Any) -> None:
         """Train one iteration."""
-        runner = self._runner
-        call = runner._call_hooks
-        call("before_train_iter", {"runner": runner, "batch_idx": idx, "data_batch": data_batch})
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        call(
-            "after_train_iter",
-            {"runner": runner, "batch_idx": idx, "data_batch": data_batch, "outputs": outputs},
-        )
-        self._iter += 1
+        self._train_iter(idx, data_batch)
 
 
 class _InfiniteDataloaderIterator:
@@ -358,16 +373,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
 
     def run_iter(self, data_batch: Any) -> None:
         """Train one iteration."""
-        runner = self._runner
-        idx = self._iter
-        call = runner._call_hooks
-        call("before_train_iter", {"runner": runner, "batch_idx": idx, "data_batch": data_batch})
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        call(
-            "after_train_iter",
-            {"runner": runner, "batch_idx": idx, "data_batch": data_batch, "outputs": outputs},
-        )
-        self._iter += 1
+        self._train_iter(self._iter, data_batch)
 
 
 # -- evaluation --------------------------------------------------------------------------------

@@ -57,24 +57,6 @@ _DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
 }
 
 
-#: Train loop classes whose ``epoch``/``iter``/``max_epochs``/``max_iters`` are treadle's plain
-#: counter properties, so the Runner may read ``_epoch``/``_iter``/… directly.
-_PLAIN_COUNTERS: set[type] = set()
-
-
-def _note_counters(loop: object) -> None:
-    from treadle.core.runner.loops import _TrainLoopMixin
-
-    cls = type(loop)
-    if cls in _PLAIN_COUNTERS or not isinstance(loop, _TrainLoopMixin):
-        return
-    if all(
-        getattr(cls, name) is getattr(_TrainLoopMixin, name)
-        for name in ("epoch", "iter", "max_epochs", "max_iters")
-    ):
-        _PLAIN_COUNTERS.add(cls)
-
-
 def _all_or_none(stage: str, **values: Any) -> None:
     given = [name for name, value in values.items() if value is not None]
     if given and len(given) != len(values):
@@ -612,6 +594,12 @@ class Runner:
                 self.call_hook("on_exception", exception=exc)
             except Exception as hook_exc:  # never hide the original error
                 self.logger.error(f"on_exception hook failed during {stage}: {hook_exc!r}")
+            # The run ends without after_run (where LoggerHook closes the visualizer): release
+            # what the backends hold open. A backend written to again reopens its files.
+            try:
+                self.visualizer.close()
+            except Exception as close_exc:
+                self.logger.error(f"closing the visualizer failed during {stage}: {close_exc!r}")
             raise
         finally:
             self.sync_log()
@@ -644,7 +632,6 @@ class Runner:
                 "built without them"
             )
         self._train_loop = self.build_train_loop(self._train_loop)
-        _note_counters(self._train_loop)
         self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
         self.scale_lr(self.optim_wrapper, self.auto_scale_lr)
         if self.param_schedulers is not None:
@@ -964,7 +951,6 @@ class Runner:
             raise RuntimeError("this Runner has no train loop (no train_cfg given)")
         if isinstance(self._train_loop, Mapping):
             self._train_loop = self.build_train_loop(self._train_loop)
-            _note_counters(self._train_loop)
         return self._train_loop
 
     @property
@@ -1002,14 +988,14 @@ class Runner:
             raise RuntimeError("this Runner has no test loop")
         return loop.dataloader
 
-    # Hooks read these counters several times per iteration: for treadle's own train loops
-    # (whose counter properties are not overridden) they are read straight from the loop.
+    # Hooks read these counters several times per iteration: a train loop whose counter
+    # properties are _TrainLoopMixin's (``_plain_counters``) is read straight from its fields.
 
     @property
     def epoch(self) -> int:
         """Current epoch (0 before training)."""
         loop = self._train_loop
-        if type(loop) in _PLAIN_COUNTERS:
+        if getattr(loop, "_plain_counters", False):
             return loop._epoch  # type: ignore[no-any-return,union-attr]
         return int(getattr(loop, "epoch", 0)) if loop is not None else 0
 
@@ -1017,7 +1003,7 @@ class Runner:
     def iter(self) -> int:
         """Current iteration (0 before training)."""
         loop = self._train_loop
-        if type(loop) in _PLAIN_COUNTERS:
+        if getattr(loop, "_plain_counters", False):
             return loop._iter  # type: ignore[no-any-return,union-attr]
         return int(getattr(loop, "iter", 0)) if loop is not None else 0
 
@@ -1025,7 +1011,7 @@ class Runner:
     def max_epochs(self) -> int:
         """Total training epochs."""
         loop = self._train_loop
-        if type(loop) in _PLAIN_COUNTERS:
+        if getattr(loop, "_plain_counters", False):
             return loop._max_epochs  # type: ignore[no-any-return,union-attr]
         return int(self.train_loop.max_epochs)  # type: ignore[attr-defined]
 
@@ -1033,7 +1019,7 @@ class Runner:
     def max_iters(self) -> int:
         """Total training iterations."""
         loop = self._train_loop
-        if type(loop) in _PLAIN_COUNTERS:
+        if getattr(loop, "_plain_counters", False):
             return loop._max_iters  # type: ignore[no-any-return,union-attr]
         return int(self.train_loop.max_iters)  # type: ignore[attr-defined]
 

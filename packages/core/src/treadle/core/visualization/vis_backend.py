@@ -337,10 +337,6 @@ class LocalVisBackend(BaseVisBackend):
             self._fds_finalizer = weakref.finalize(self, _close_fds, fds)
         return fd
 
-    def _close_files(self) -> None:
+    def close(self) -> None:
         """Close the scalar files kept open (they are reopened by the next append)."""
         _close_fds(self._fds)
-
-    def close(self) -> None:
-        """Close the scalar files kept open."""
-        self._close_files()

@@ -47,20 +47,6 @@ def _has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(module, _BatchNorm) for module in model.modules())
 
 
-_PLAIN_UPDATE: dict[type, bool] = {}
-
-
-def _plain(cls: type) -> bool:
-    """Whether ``cls`` keeps OptimWrapper's own steps of :meth:`OptimWrapper.update_params`."""
-    plain = _PLAIN_UPDATE.get(cls)
-    if plain is None:
-        plain = _PLAIN_UPDATE[cls] = all(
-            getattr(cls, name) is getattr(OptimWrapper, name)
-            for name in ("scale_loss", "backward", "should_update", "step", "zero_grad")
-        )
-    return plain
-
-
 class OptimWrapper(BaseOptimWrapper):
     """Updates parameters: loss scaling for gradient accumulation, gradient clipping, one step.
 
@@ -110,8 +96,18 @@ class OptimWrapper(BaseOptimWrapper):
 
     #: Set by ``NonFiniteLossHook(action='skip')``: skip steps whose loss is not finite.
     skip_nonfinite: bool = False
+    #: Whether the class keeps OptimWrapper's own steps of :meth:`update_params` (set per
+    #: subclass), so that it may call them inline.
+    _plain_update: bool = True
     #: Whether the last :meth:`update_params` skipped its loss (only in ``skip_nonfinite`` mode).
     last_step_skipped: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._plain_update = all(
+            getattr(cls, name) is getattr(OptimWrapper, name)
+            for name in ("scale_loss", "backward", "should_update", "step", "zero_grad")
+        )
 
     def __init__(
         self,
@@ -196,11 +192,7 @@ class OptimWrapper(BaseOptimWrapper):
         non-finite ``loss`` is not back-propagated, and the accumulation window holding it ends
         with ``zero_grad`` instead of a step. That check is a host sync, made only in that mode.
         """
-        if (
-            self._accumulative_counts == 1
-            and not self.skip_nonfinite
-            and (_PLAIN_UPDATE.get(type(self)) or _plain(type(self)))
-        ):
+        if self._accumulative_counts == 1 and not self.skip_nonfinite and self._plain_update:
             # What the general path below does without accumulation, minus its method calls.
             loss.backward()  # type: ignore[no-untyped-call]
             self._inner_count += 1
