@@ -165,9 +165,8 @@ def test_a_subclass_with_its_own_predicates_is_asked_every_iteration() -> None:
     assert [e[1] for e in runner.events if e[0] == "info"] == ["train 1", "train 3", "train 5"]
 
 
-def test_a_failed_run_closes_the_local_backend_files(
-    toy_cfg: Any, forget_run_instances: Any
-) -> None:
+def _failing_runner(toy_cfg: Any) -> Any:
+    """A Runner whose training raises after the LoggerHook logged its third iteration."""
     from treadle.core.hooks import Hook
     from treadle.core.runner import Runner
 
@@ -178,7 +177,13 @@ def test_a_failed_run_closes_the_local_backend_files(
             if runner.iter == 2:
                 raise RuntimeError("boom")
 
-    runner = Runner.from_cfg(toy_cfg(custom_hooks=[Boom()]))
+    return Runner.from_cfg(toy_cfg(custom_hooks=[Boom()]))
+
+
+def test_a_failed_run_closes_the_local_backend_files(
+    toy_cfg: Any, forget_run_instances: Any
+) -> None:
+    runner = _failing_runner(toy_cfg)
     backend = runner.visualizer.get_backend("LocalVisBackend")
     assert isinstance(backend, LocalVisBackend)
     with pytest.raises(RuntimeError, match="boom"):
@@ -207,17 +212,7 @@ def _open_fds() -> set[str]:
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
 def test_failed_run_leaves_no_scalar_file_open(toy_cfg: Any, forget_run_instances: Any) -> None:
-    from treadle.core.hooks import Hook
-    from treadle.core.runner import Runner
-
-    class Boom(Hook):
-        priority = "LOWEST"  # after the LoggerHook logged the iteration
-
-        def after_train_iter(self, runner: Any, batch_idx: int, *args: Any, **kw: Any) -> None:
-            if runner.iter == 2:
-                raise RuntimeError("boom")
-
-    runner = Runner.from_cfg(toy_cfg(custom_hooks=[Boom()]))
+    runner = _failing_runner(toy_cfg)
     with pytest.raises(RuntimeError, match="boom"):
         runner.train()
     vis_data = os.path.join(runner.log_dir, "vis_data")
