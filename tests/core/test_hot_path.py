@@ -324,3 +324,133 @@ def test_hook_calls_by_position_only_when_parameter_order_matches_the_spec(toy_c
     seen.clear()
     runner._hooks.call("after_train_iter", {"runner": runner, "batch_idx": 7})
     assert seen == [("in order", 7, None)]
+
+
+# -- this round: direct iteration calls, counters, contexts, timer and logger ----------------------
+
+
+def test_train_iteration_calls_hooks_registered_during_training(toy_cfg: Any) -> None:
+    from treadle.core.hooks import Hook
+
+    seen: list[int] = []
+
+    class Late(Hook):
+        def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+            seen.append(batch_idx)
+
+    class Registrar(Hook):
+        def after_train_iter(
+            self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+        ) -> None:
+            if batch_idx == 1:
+                runner.register_hook(Late())
+
+    runner = Runner.from_cfg(
+        toy_cfg(train_cfg={"by_epoch": False, "max_iters": 4}, custom_hooks=[Registrar()])
+    )
+    runner.train()
+    assert seen == [2, 3]  # the iteration plan was rebuilt after the registration
+
+
+def test_train_iteration_goes_through_pluggy_when_monitored(toy_cfg: Any) -> None:
+    runner = Runner.from_cfg(toy_cfg(train_cfg={"by_epoch": False, "max_iters": 3}))
+    points: list[str] = []
+    undo = runner._hooks._pm.add_hookcall_monitoring(
+        lambda name, impls, kwargs: points.append(name), lambda *args: None
+    )
+    runner.train()
+    assert points.count("before_train_iter") == points.count("after_train_iter") == 3
+    undo()
+    assert runner._hooks.train_iter_functions() is not None  # direct again without monitoring
+
+
+def test_runner_counters_follow_the_train_loop_attribute(toy_cfg: Any) -> None:
+    runner = Runner.from_cfg(
+        toy_cfg(train_cfg=None, train_dataloader=None, optim_wrapper=None, param_scheduler=None)
+    )
+    assert (runner.epoch, runner.iter) == (0, 0)
+    with pytest.raises(RuntimeError, match="no train loop"):
+        runner.max_iters
+    built = Runner.from_cfg(toy_cfg(train_cfg={"by_epoch": False, "max_iters": 2}))
+    built.train()
+    runner._train_loop = built.train_loop  # any assignment re-points the counters
+    assert (runner.iter, runner.max_iters) == (2, 2)
+    runner._train_loop = {"type": "IterBasedTrainLoop", "max_iters": 5}
+    assert runner.iter == 0
+
+
+def test_no_forward_context_only_for_plain_wrappers_without_accumulation() -> None:
+    import contextlib
+
+    model, _ = linear()
+    assert OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)).no_forward_context
+    accumulating = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1), accumulative_counts=2)
+    assert not accumulating.no_forward_context
+
+    from treadle.core.model import BaseModel
+
+    entered: list[str] = []
+
+    class Contextual(OptimWrapper):
+        @contextlib.contextmanager
+        def optim_context(self, model: nn.Module) -> Any:
+            entered.append("in")
+            yield
+
+    class Net(BaseModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(3, 1)
+
+        def forward(self, inputs: torch.Tensor, mode: str = "tensor") -> Any:  # type: ignore[override]
+            return {"loss": self.layer(inputs).pow(2).mean()}
+
+    net = Net()
+    wrapper = Contextual(torch.optim.SGD(net.parameters(), lr=0.1))
+    assert not wrapper.no_forward_context
+    net.train_step({"inputs": torch.randn(2, 3)}, optim_wrapper=wrapper)
+    assert entered == ["in"]
+
+
+def test_iter_timer_subclass_extending_the_helpers_sees_training(toy_cfg: Any) -> None:
+    from treadle.core.hooks import IterTimerHook
+
+    modes: list[tuple[str, str]] = []
+
+    class Extended(IterTimerHook):  # MMEngine-style: extends the per-mode helpers
+        def _before_iter(
+            self, runner: Any, batch_idx: int, data_batch: Any = None, mode: str = "train"
+        ) -> None:
+            super()._before_iter(runner, batch_idx, data_batch, mode)
+            modes.append(("before", mode))
+
+        def _after_iter(
+            self,
+            runner: Any,
+            batch_idx: int,
+            data_batch: Any = None,
+            outputs: Any = None,
+            mode: str = "train",
+        ) -> None:
+            super()._after_iter(runner, batch_idx, data_batch, outputs, mode)
+            modes.append(("after", mode))
+
+    runner = Runner.from_cfg(
+        toy_cfg(
+            train_cfg={"by_epoch": False, "max_iters": 2, "val_interval": 10},
+            default_hooks={"timer": {"type": Extended}},
+        )
+    )
+    runner.train()
+    assert modes.count(("before", "train")) == modes.count(("after", "train")) == 2
+    assert runner.message_hub.get_scalar("train/time").data[1].size == 2
+    assert "eta" in runner.message_hub.runtime_info
+
+
+def test_iter_based_loop_stops_on_a_dataloader_without_batches(toy_cfg: Any) -> None:
+    cfg = toy_cfg(train_cfg={"by_epoch": False, "max_iters": 3})
+    cfg["train_dataloader"]["batch_size"] = 100  # more than the 24 samples
+    cfg["train_dataloader"]["drop_last"] = True
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(RuntimeError, match="gave no batch in a whole epoch"):
+        runner.train()

@@ -1,4 +1,5 @@
-"""LoggerHook.after_train_iter's quiet-range fast path decides exactly as MMEngine's code does."""
+"""LoggerHook.after_train_iter, with its predicates written out, decides exactly as MMEngine's
+code does."""
 
 from __future__ import annotations
 
@@ -219,3 +220,31 @@ def test_failed_run_leaves_no_scalar_file_open(toy_cfg: Any, forget_run_instance
     with open(os.path.join(vis_data, "scalars.json")) as f:
         assert [json.loads(line)["step"] for line in f] == [1, 2, 3]
     assert not [p for p in _open_fds() if p.startswith(os.path.realpath(vis_data))]
+
+
+def test_the_length_is_read_again_when_an_epoch_starts_over() -> None:
+    """A dataloader whose length changes between epochs (a sampler that resizes itself in
+    ``set_epoch``): each epoch's end is found with that epoch's length, as MMEngine finds it."""
+    lengths = [5, 3, 7]
+
+    def replay(fast: bool) -> list[Any]:
+        hook = LoggerHook(interval=4, interval_exp_name=1000)
+        hook.json_log_path = "run.json"
+        runner = _Runner(lengths[0])
+        it = 0
+        for n in lengths:
+            runner.train_dataloader = _Sized(n)
+            for batch_idx in range(n):
+                runner.iter = it
+                if fast:
+                    hook.after_train_iter(runner, batch_idx)
+                else:
+                    _reference(hook, runner, batch_idx)
+                it += 1
+        return runner.events
+
+    expected = replay(fast=False)
+    assert [e for e in expected if e[0] == "info" and "Exp" in e[1]] == [
+        ("info", "Exp name: exp")
+    ] * 3  # one end of epoch per epoch, each at its own length
+    assert replay(fast=True) == expected

@@ -103,6 +103,11 @@ class LoggerHook(Hook):
         self.backend_args = backend_args
         self.log_metric_by_epoch = log_metric_by_epoch
         self.json_log_path: str | None = None
+        # after_train_iter's reading of the train dataloader's length: the length, the id of the
+        # runner it was read for, and the last batch index seen.
+        self._train_len = 0
+        self._len_runner: int | None = None
+        self._len_last_idx = 0
 
     def before_run(self, runner: Any) -> None:
         """Resolve ``out_dir`` and name the JSON scalar log after the run's timestamp."""
@@ -114,19 +119,57 @@ class LoggerHook(Hook):
             runner.logger.info(f"Text logs will be saved to {self.out_dir} after the run.")
         self.json_log_path = f"{runner.timestamp}.json"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._stock_predicates = all(
+            getattr(cls, name) is getattr(Hook, name)
+            for name in ("end_of_epoch", "every_n_inner_iters", "every_n_train_iters")
+        )
+
+    #: Whether the class keeps Hook's predicates, so that after_train_iter may write them out
+    #: (set per subclass).
+    _stock_predicates: bool = True
+
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
     ) -> None:
-        """Log the training state every ``interval`` iterations (and at the end of an epoch)."""
+        """Log the training state every ``interval`` iterations (and at the end of an epoch).
+
+        The train dataloader's length is read when ``batch_idx`` starts over (a new epoch) or the
+        runner changes, not every iteration as MMEngine does: a dataloader whose length changes
+        within an epoch is not followed.
+        """
+        if not self._stock_predicates:
+            self._after_train_iter_by_predicates(runner, batch_idx)
+            return
+        # MMEngine's decisions with Hook's predicates written out: this runs every iteration.
+        if id(runner) != self._len_runner or batch_idx <= self._len_last_idx:
+            self._train_len = len(runner.train_dataloader)
+            self._len_runner = id(runner)
+        self._len_last_idx = batch_idx
+        done = batch_idx + 1
+        end_of_epoch = done == self._train_len
+        n = self.interval_exp_name
+        if end_of_epoch or (n > 0 and (runner.iter + 1) % n == 0):
+            runner.logger.info(f"Exp name: {runner.experiment_name}")
+        n = self.interval
+        if (n > 0 and done % n == 0) or (
+            end_of_epoch and (not self.ignore_last or self._train_len <= n)
+        ):
+            self._log_train(runner, batch_idx)
+
+    def _after_train_iter_by_predicates(self, runner: Any, batch_idx: int) -> None:
+        # MMEngine's code, for subclasses with their own predicates.
         dataloader = runner.train_dataloader
         end_of_epoch = self.end_of_epoch(dataloader, batch_idx)
         if self.every_n_train_iters(runner, self.interval_exp_name) or end_of_epoch:
             runner.logger.info(f"Exp name: {runner.experiment_name}")
-        if not (
-            self.every_n_inner_iters(batch_idx, self.interval)
-            or (end_of_epoch and (not self.ignore_last or len(dataloader) <= self.interval))
+        if self.every_n_inner_iters(batch_idx, self.interval) or (
+            end_of_epoch and (not self.ignore_last or len(dataloader) <= self.interval)
         ):
-            return
+            self._log_train(runner, batch_idx)
+
+    def _log_train(self, runner: Any, batch_idx: int) -> None:
         tag, log_str = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
         runner.logger.info(log_str)
         runner.visualizer.add_scalars(tag, step=runner.iter + 1, file_path=self.json_log_path)
@@ -193,6 +236,7 @@ class LoggerHook(Hook):
 
     def after_run(self, runner: Any) -> None:
         """Close the visualizer; copy (or move, without ``keep_local``) the logs to ``out_dir``."""
+        self._len_runner = None
         runner.visualizer.close()
         if self.out_dir is None:
             return

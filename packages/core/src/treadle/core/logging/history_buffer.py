@@ -71,10 +71,23 @@ def _sum(values: Sequence[Number], as_float: bool) -> Number:
     return _pairwise_sum([float(v) for v in values], 0, len(values))
 
 
+class _NoTensorSeen:
+    """Stands for ``torch.Tensor`` until the first tensor arrives (torch is never imported here)."""
+
+
+#: ``torch.Tensor`` once :func:`_is_tensor` has seen a tensor: ``type(value) is _Tensor`` is the
+#: per-iteration test for a plain tensor, without a function call.
+_Tensor: type = _NoTensorSeen
+
+
 def _is_tensor(value: object) -> bool:
+    global _Tensor
     # A tensor can only exist once torch is imported; never import it here.
     torch_module = sys.modules.get("torch")
-    return torch_module is not None and isinstance(value, torch_module.Tensor)
+    if torch_module is not None and isinstance(value, torch_module.Tensor):
+        _Tensor = torch_module.Tensor
+        return True
+    return False
 
 
 def _plain_number(value: object, what: str) -> Number:
@@ -190,15 +203,15 @@ class HistoryBuffer:
             self._has_float = True
         elif kind is int:
             pass
-        elif _is_tensor(log_val):
-            if log_val.numel() != 1:
-                raise TypeError(
-                    f"log_val must be a one-element tensor, got shape {tuple(log_val.shape)}"
-                )
+        elif kind is _Tensor or _is_tensor(log_val):
+            if log_val.dim():
+                if log_val.numel() != 1:
+                    raise TypeError(
+                        f"log_val must be a one-element tensor, got shape {tuple(log_val.shape)}"
+                    )
+                log_val = log_val.reshape(())  # shape (1,) or (1, 1): stackable as 0-d
             if log_val.requires_grad:
                 log_val = log_val.detach()  # do not keep the autograd graph alive
-            if log_val.dim():
-                log_val = log_val.reshape(())  # shape (1,) or (1, 1): stackable as 0-d
             if log_val.is_floating_point():
                 self._has_float = True
             pending = True

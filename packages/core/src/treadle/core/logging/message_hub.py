@@ -18,6 +18,7 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
+from treadle.core.logging import history_buffer as _history_buffer
 from treadle.core.logging.history_buffer import HistoryBuffer, _is_tensor, _plain_number
 from treadle.core.logging.logger import print_log
 from treadle.core.utils.manager import ManagerMixin
@@ -175,7 +176,9 @@ class MessageHub(ManagerMixin):
         """
         if self._resumed_keys.get(key) is not resumed:
             self._set_resumed_keys(key, resumed)
-        if type(value) is not float:  # timings and learning rates need no check
+        kind = type(value)
+        # Timings, learning rates and 0-d tensors (the losses) need no check here.
+        if kind is not float and not (kind is _history_buffer._Tensor and not value.dim()):
             value = _scalar_value(key, value)
         if type(count) is not int:
             _check_count(count)

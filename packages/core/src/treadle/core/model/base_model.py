@@ -107,13 +107,23 @@ class BaseModel(BaseModule):
         Returns:
             The log variables from :meth:`parse_losses`: detached tensors, ``"loss"`` first.
         """
-        context = optim_wrapper.optim_context(self)
-        if type(context) is nullcontext:  # the usual case: no context to enter and leave
-            data = self.data_preprocessor(data, True)
+        # The usual case, an OptimWrapper without accumulation: no context to ask for or enter.
+        if getattr(optim_wrapper, "no_forward_context", False):
+            context = None
+        else:
+            context = optim_wrapper.optim_context(self)
+            if type(context) is nullcontext:
+                context = None
+        # The preprocessor lives in _modules: read it there without nn.Module.__getattr__.
+        preprocessor = self._modules.get("data_preprocessor")
+        if preprocessor is None:
+            preprocessor = self.data_preprocessor
+        if context is None:
+            data = preprocessor(data, True)
             losses = self._run_forward(data, mode="loss")
         else:
             with context:
-                data = self.data_preprocessor(data, True)
+                data = preprocessor(data, True)
                 losses = self._run_forward(data, mode="loss")
         loss, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(loss)

@@ -90,6 +90,7 @@ class RunnerHookManager:
         self._entries: list[tuple[int, int, object]] = []  # (priority, index, hook)
         self._next_index = 0
         self._plans: dict[str, _Positional | _Plan | None] = {}
+        self._train_iter_functions: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
 
     def register(self, hook: object, priority: int | str | None = None) -> None:
         """Add ``hook`` with ``priority`` (default: its ``priority`` attribute, else NORMAL).
@@ -122,10 +123,7 @@ class RunnerHookManager:
         if self._pm._inner_hookexec is not _DEFAULT_EXEC:
             getattr(self.hook, name)(**kwargs)
             return
-        try:
-            plan = self._plans[name]
-        except KeyError:
-            plan = self._plans[name] = self._plan(name)
+        plan = self._cached_plan(name)
         if plan is None:
             getattr(self.hook, name)(**kwargs)
             return
@@ -159,6 +157,34 @@ class RunnerHookManager:
             else:
                 function(*required)
 
+    def train_iter_functions(self) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+        """``(before, after)``: the implementations of ``before_train_iter`` and
+        ``after_train_iter`` for the train loops to call by position, in the spec's argument
+        order, with one call here per iteration instead of one :meth:`call` per point.
+
+        None when either point must go through :meth:`call` (pluggy tracing or monitoring, a
+        wrapper, or an implementation that takes other arguments).
+        """
+        if self._pm._inner_hookexec is not _DEFAULT_EXEC:
+            return None
+        functions = self._train_iter_functions
+        if functions is None:
+            before, after = (
+                self._cached_plan("before_train_iter"),
+                self._cached_plan("after_train_iter"),
+            )
+            if not (isinstance(before, _Positional) and isinstance(after, _Positional)):
+                return None
+            functions = self._train_iter_functions = (before.functions, after.functions)
+        return functions
+
+    def _cached_plan(self, name: str) -> _Positional | _Plan | None:
+        try:
+            return self._plans[name]
+        except KeyError:
+            plan = self._plans[name] = self._plan(name)
+            return plan
+
     def _plan(self, name: str) -> _Positional | _Plan | None:
         """The implementations pluggy would call for ``name``, in its order: a
         :class:`_Positional` plan when all take the spec's arguments in its order (MMEngine's
@@ -185,6 +211,7 @@ class RunnerHookManager:
 
     def _reregister(self) -> None:
         self._plans.clear()
+        self._train_iter_functions = None
         for _, _, hook in self._entries:
             if self._pm.is_registered(hook):
                 self._pm.unregister(hook)

@@ -168,13 +168,23 @@ class _TrainLoopMixin:
     def _train_iter(self, idx: int, data_batch: Any) -> None:
         """One training step between ``before_train_iter`` and ``after_train_iter``."""
         runner = self._runner
-        call = runner._call_hooks
-        call("before_train_iter", {"runner": runner, "batch_idx": idx, "data_batch": data_batch})
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        call(
-            "after_train_iter",
-            {"runner": runner, "batch_idx": idx, "data_batch": data_batch, "outputs": outputs},
-        )
+        functions = runner._hooks.train_iter_functions() if runner._direct_hooks else None
+        if functions is not None:  # the usual case: call the implementations by position
+            for function in functions[0]:
+                function(runner, idx, data_batch)
+            outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+            for function in functions[1]:
+                function(runner, idx, data_batch, outputs)
+        else:
+            call = runner._call_hooks
+            call(
+                "before_train_iter", {"runner": runner, "batch_idx": idx, "data_batch": data_batch}
+            )
+            outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+            call(
+                "after_train_iter",
+                {"runner": runner, "batch_idx": idx, "data_batch": data_batch, "outputs": outputs},
+            )
         self._iter += 1
 
     def restore_rng_after_iterator(self, state: dict[str, Any] | None) -> None:
@@ -265,8 +275,14 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         _reseed(self.dataloader, self._epoch)
         batches = _iterate_from(self.dataloader, start, runner, "EpochBasedTrainLoop")
         self._apply_pending_rng()
+        # run_iter, unless a subclass overrides it, is _train_iter: call that without the hop.
+        step = (
+            self._train_iter
+            if type(self).run_iter is EpochBasedTrainLoop.run_iter
+            else self.run_iter
+        )
         for idx, data_batch in enumerate(batches, start):
-            self.run_iter(idx, data_batch)
+            step(idx, data_batch)
         runner.call_hook("after_train_epoch")
         self._epoch += 1
 
@@ -304,14 +320,33 @@ class _InfiniteDataloaderIterator:
     def __iter__(self) -> _InfiniteDataloaderIterator:
         return self
 
+    def batches(self) -> Iterator[Any]:
+        """The batches, forever: what ``next`` gives, as a generator (cheaper per batch)."""
+        yield from self._iterator
+        while True:
+            self._next_epoch()
+            empty = True
+            for batch in self._iterator:
+                empty = False
+                yield batch
+            if empty:
+                raise RuntimeError(
+                    "the train dataloader gave no batch in a whole epoch: IterBasedTrainLoop "
+                    "cannot reach max_iters (is the dataset empty, or smaller than the batch "
+                    "size with drop_last=True?)"
+                )
+
+    def _next_epoch(self) -> None:
+        self._epoch += 1
+        _set_epoch(self._dataloader, self._epoch)
+        _reseed(self._dataloader, self._epoch)
+        self._iterator = iter(self._dataloader)
+
     def __next__(self) -> Any:
         try:
             return next(self._iterator)
         except StopIteration:
-            self._epoch += 1
-            _set_epoch(self._dataloader, self._epoch)
-            _reseed(self._dataloader, self._epoch)
-            self._iterator = iter(self._dataloader)
+            self._next_epoch()
             return next(self._iterator)
 
 
@@ -354,19 +389,28 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         self._apply_pending_rng()
         runner.model.train()
         dynamic = len(self.dynamic_milestones) > 1
-        while self._iter < self._max_iters and not self.stop_training:
-            data_batch = next(data)
-            self.run_iter(data_batch)
-            done = self._iter
-            if dynamic:
-                self._decide_current_val_interval(done)
-            if (
-                done >= self.val_begin
-                and (done % self.val_interval == 0 or done == self._max_iters)
-                and runner.val_loop is not None
-            ):
-                runner.val_loop.run()
-                runner.model.train()
+        plain_step = type(self).run_iter is IterBasedTrainLoop.run_iter
+        train_iter = self._train_iter
+        # ``for`` over the batches rather than ``next(data)`` per iteration (one call less); the
+        # stopping test runs before each batch is fetched, as in a ``while`` loop.
+        if self._iter < self._max_iters and not self.stop_training:
+            for data_batch in data.batches():
+                if plain_step:
+                    train_iter(self._iter, data_batch)
+                else:
+                    self.run_iter(data_batch)
+                done = self._iter
+                if dynamic:
+                    self._decide_current_val_interval(done)
+                if (
+                    done >= self.val_begin
+                    and (done % self.val_interval == 0 or done == self._max_iters)
+                    and runner.val_loop is not None
+                ):
+                    runner.val_loop.run()
+                    runner.model.train()
+                if done >= self._max_iters or self.stop_training:
+                    break
         runner.call_hook("after_train_epoch")
         runner.call_hook("after_train")
         return runner.model

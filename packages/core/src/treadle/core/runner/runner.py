@@ -9,6 +9,7 @@ plugin manager per Runner, in priority order.
 from __future__ import annotations
 
 import copy
+import operator
 import os
 import os.path as osp
 import time
@@ -137,7 +138,7 @@ class Runner:
         self._train_dataloader = train_dataloader
         self._val_dataloader = val_dataloader
         self._test_dataloader = test_dataloader
-        self._train_loop: BaseLoop | ConfigType | None = train_cfg
+        self._train_loop = train_cfg
         self._val_loop: BaseLoop | ConfigType | None = val_cfg
         self._test_loop: BaseLoop | ConfigType | None = test_cfg
         self._val_evaluator = val_evaluator
@@ -196,12 +197,13 @@ class Runner:
         self.model: Any = self.strategy.prepare_model(self.build_model(model, data_preprocessor))
 
         self._hooks = RunnerHookManager()
-        #: What the loops call per iteration, ``(point, kwargs with "runner")``: the hook
-        #: manager itself, or :meth:`call_hook` when a subclass overrides it.
+        #: Whether the loops may call the hook manager directly (and the train loops the
+        #: iteration points by position): not when a subclass overrides :meth:`call_hook`.
+        self._direct_hooks = type(self).call_hook is Runner.call_hook
+        #: What the loops call otherwise, ``(point, kwargs with "runner")``: the hook manager
+        #: itself, or :meth:`call_hook` when a subclass overrides it.
         self._call_hooks: Callable[[str, dict[str, Any]], None] = (
-            self._hooks.call
-            if type(self).call_hook is Runner.call_hook
-            else self._call_hook_override
+            self._hooks.call if self._direct_hooks else self._call_hook_override
         )
         self.register_hooks(default_hooks, custom_hooks)
         self._register_plugin_hooks()
@@ -988,40 +990,32 @@ class Runner:
             raise RuntimeError("this Runner has no test loop")
         return loop.dataloader
 
-    # Hooks read these counters several times per iteration: a train loop whose counter
-    # properties are _TrainLoopMixin's (``_plain_counters``) is read straight from its fields.
+    # Hooks read these counters several times per iteration. Each is a C getter (no Python
+    # frame) of ``_counters``: the train loop itself when its counter properties are
+    # _TrainLoopMixin's (``_plain_counters``), else a _LoopCounters that asks the loop (or
+    # answers for a loop not built yet).
 
     @property
-    def epoch(self) -> int:
-        """Current epoch (0 before training)."""
-        loop = self._train_loop
-        if getattr(loop, "_plain_counters", False):
-            return loop._epoch  # type: ignore[no-any-return,union-attr]
-        return int(getattr(loop, "epoch", 0)) if loop is not None else 0
+    def _train_loop(self) -> BaseLoop | ConfigType | None:
+        return self._train_loop_or_cfg
 
-    @property
-    def iter(self) -> int:
-        """Current iteration (0 before training)."""
-        loop = self._train_loop
-        if getattr(loop, "_plain_counters", False):
-            return loop._iter  # type: ignore[no-any-return,union-attr]
-        return int(getattr(loop, "iter", 0)) if loop is not None else 0
+    @_train_loop.setter
+    def _train_loop(self, loop: BaseLoop | ConfigType | None) -> None:
+        self._train_loop_or_cfg = loop
+        self._counters = loop if getattr(loop, "_plain_counters", False) else _LoopCounters(self)
 
-    @property
-    def max_epochs(self) -> int:
-        """Total training epochs."""
-        loop = self._train_loop
-        if getattr(loop, "_plain_counters", False):
-            return loop._max_epochs  # type: ignore[no-any-return,union-attr]
-        return int(self.train_loop.max_epochs)  # type: ignore[attr-defined]
-
-    @property
-    def max_iters(self) -> int:
-        """Total training iterations."""
-        loop = self._train_loop
-        if getattr(loop, "_plain_counters", False):
-            return loop._max_iters  # type: ignore[no-any-return,union-attr]
-        return int(self.train_loop.max_iters)  # type: ignore[attr-defined]
+    epoch: int = property(  # type: ignore[assignment]
+        operator.attrgetter("_counters._epoch"), doc="Current epoch (0 before training)."
+    )
+    iter: int = property(  # type: ignore[assignment]
+        operator.attrgetter("_counters._iter"), doc="Current iteration (0 before training)."
+    )
+    max_epochs: int = property(  # type: ignore[assignment]
+        operator.attrgetter("_counters._max_epochs"), doc="Total training epochs."
+    )
+    max_iters: int = property(  # type: ignore[assignment]
+        operator.attrgetter("_counters._max_iters"), doc="Total training iterations."
+    )
 
     @property
     def seed(self) -> int:
@@ -1072,3 +1066,29 @@ class Runner:
     def randomness_cfg(self) -> dict[str, Any]:
         """The ``randomness`` settings."""
         return self._randomness_cfg
+
+
+class _LoopCounters:
+    """The Runner's counters of a train loop that is not built yet, absent, or computes its
+    counters itself: under the field names that _TrainLoopMixin keeps."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    @property
+    def _epoch(self) -> int:
+        loop = self._runner._train_loop
+        return int(getattr(loop, "epoch", 0)) if loop is not None else 0
+
+    @property
+    def _iter(self) -> int:
+        loop = self._runner._train_loop
+        return int(getattr(loop, "iter", 0)) if loop is not None else 0
+
+    @property
+    def _max_epochs(self) -> int:
+        return int(self._runner.train_loop.max_epochs)  # type: ignore[attr-defined]
+
+    @property
+    def _max_iters(self) -> int:
+        return int(self._runner.train_loop.max_iters)  # type: ignore[attr-defined]

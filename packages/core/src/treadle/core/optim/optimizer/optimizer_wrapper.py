@@ -102,11 +102,19 @@ class OptimWrapper(BaseOptimWrapper):
     #: Whether the last :meth:`update_params` skipped its loss (only in ``skip_nonfinite`` mode).
     last_step_skipped: bool = False
 
+    #: Whether the class keeps OptimWrapper's :meth:`optim_context` and :meth:`should_sync` (set
+    #: per subclass).
+    _plain_context: bool = True
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._plain_update = all(
             getattr(cls, name) is getattr(OptimWrapper, name)
             for name in ("scale_loss", "backward", "should_update", "step", "zero_grad")
+        )
+        cls._plain_context = all(
+            getattr(cls, name) is getattr(OptimWrapper, name)
+            for name in ("optim_context", "should_sync")
         )
 
     def __init__(
@@ -131,6 +139,9 @@ class OptimWrapper(BaseOptimWrapper):
             )
         super().__init__(optimizer)
         self._accumulative_counts = accumulative_counts
+        #: :meth:`optim_context` is always the shared no-op context (no accumulation, no subclass
+        #: context): BaseModel.train_step then does not ask for it every iteration.
+        self.no_forward_context = self._plain_context and accumulative_counts == 1
 
         self.clip_grad_kwargs: dict[str, Any] | None = None
         self.clip_func: Callable[..., torch.Tensor | None]
