@@ -382,3 +382,26 @@ def test_statistics_of_mmengine_buffers_match_mmengine() -> None:
         assert buffer.max() == stats["max"], key
         assert buffer.min() == stats["min"], key
         assert buffer.current() == stats["current"], key
+
+
+def test_flush_falls_back_to_one_stack_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the one stack per dtype fails (tensors on several devices: CUDA is not needed to
+    take this path), the tensors are grouped by device and dtype and still all converted."""
+    real_stack = torch.stack
+    calls: list[int] = []
+
+    def stack(tensors: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        calls.append(len(tensors))
+        if len(calls) == 1:
+            raise RuntimeError("Expected all tensors to be on the same device")
+        return real_stack(tensors, *args, **kwargs)
+
+    loss, acc = HistoryBuffer(), HistoryBuffer()
+    for i in range(3):
+        loss.update(torch.tensor(float(i)))
+        acc.update(torch.tensor(10.0 * i))
+    monkeypatch.setattr(torch, "stack", stack)
+    flush_history_buffers([loss, acc])
+    assert calls == [6, 6]  # the failed stack per dtype, then the one per (device, dtype)
+    assert loss.log_history == [0.0, 1.0, 2.0]
+    assert acc.log_history == [0.0, 10.0, 20.0]

@@ -18,6 +18,8 @@ import math
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["MAX_PENDING", "HistoryBuffer", "flush_history_buffers"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+_DTYPE = attrgetter("dtype")
 
 Number = int | float
 
@@ -500,18 +504,46 @@ def flush_history_buffers(buffers: Iterable[HistoryBuffer]) -> None:
     Args:
         buffers: The buffers to flush.
     """
-    groups: dict[tuple[Any, Any], list[tuple[HistoryBuffer, int, torch.Tensor]]] = {}
+    # Usually every pending tensor of a buffer has one dtype and all sit on one device: one
+    # stack per dtype, with no per-tensor Python work. Mixed buffers, and a stack that finds
+    # several devices, take the per-tensor grouping.
+    by_dtype: dict[Any, list[tuple[HistoryBuffer, list[int], list[Any]]]] = {}
+    mixed: list[tuple[HistoryBuffer, int, Any]] = []
     for buffer in buffers:
-        if not buffer._pending:
+        pending = buffer._pending
+        if not pending:
             continue
-        for index in buffer._pending:
-            tensor = buffer._values[index]
-            groups.setdefault((tensor.device, tensor.dtype), []).append((buffer, index, tensor))
+        tensors = list(map(buffer._values.__getitem__, pending))
+        dtypes = set(map(_DTYPE, tensors))
+        if len(dtypes) == 1:
+            by_dtype.setdefault(dtypes.pop(), []).append((buffer, pending, tensors))
+        else:
+            mixed.extend(zip(repeat(buffer), pending, tensors))
         buffer._pending = []
-    if not groups:
+    if not by_dtype and not mixed:
         return
     import torch
 
+    for parts in by_dtype.values():
+        tensors = list(chain.from_iterable(part[2] for part in parts))
+        try:
+            numbers = torch.stack(tensors).tolist()
+        except RuntimeError:  # on several devices
+            mixed.extend(
+                (buffer, i, t)
+                for buffer, pending, ts in parts
+                for i, t in zip(pending, ts, strict=True)
+            )
+            continue
+        start = 0
+        for buffer, pending, part in parts:
+            values = buffer._values
+            for index, number in zip(pending, numbers[start : start + len(part)], strict=True):
+                values[index] = number
+            start += len(part)
+    groups: dict[tuple[Any, Any], list[tuple[HistoryBuffer, int, torch.Tensor]]] = {}
+    for buffer, index, tensor in mixed:
+        groups.setdefault((tensor.device, tensor.dtype), []).append((buffer, index, tensor))
     for entries in groups.values():
         numbers = torch.stack([tensor for _, _, tensor in entries]).tolist()
         for (buffer, index, _), number in zip(entries, numbers, strict=True):
