@@ -139,40 +139,29 @@ class LoggerHook(Hook):
         runner changes, not every iteration as MMEngine does: a dataloader whose length changes
         within an epoch is not followed.
         """
-        if not self._stock_predicates:
-            self._after_train_iter_by_predicates(runner, batch_idx)
-            return
-        # MMEngine's decisions with Hook's predicates written out: this runs every iteration.
-        if id(runner) != self._len_runner or batch_idx <= self._len_last_idx:
-            self._train_len = len(runner.train_dataloader)
-            self._len_runner = id(runner)
-        self._len_last_idx = batch_idx
-        done = batch_idx + 1
-        end_of_epoch = done == self._train_len
-        n = self.interval_exp_name
-        if end_of_epoch or (n > 0 and (runner.iter + 1) % n == 0):
+        if self._stock_predicates:  # Hook's predicates, written out: this runs every iteration
+            if id(runner) != self._len_runner or batch_idx <= self._len_last_idx:
+                self._train_len = len(runner.train_dataloader)
+                self._len_runner = id(runner)
+            self._len_last_idx = batch_idx
+            length = self._train_len
+            end_of_epoch = batch_idx + 1 == length
+            n = self.interval_exp_name
+            exp_name_due = n > 0 and (runner.iter + 1) % n == 0
+            n = self.interval
+            log_due = n > 0 and (batch_idx + 1) % n == 0
+        else:  # a subclass's own predicates, asked as MMEngine asks them
+            dataloader = runner.train_dataloader
+            length = len(dataloader)
+            end_of_epoch = self.end_of_epoch(dataloader, batch_idx)
+            exp_name_due = self.every_n_train_iters(runner, self.interval_exp_name)
+            log_due = self.every_n_inner_iters(batch_idx, self.interval)
+        if exp_name_due or end_of_epoch:
             runner.logger.info(f"Exp name: {runner.experiment_name}")
-        n = self.interval
-        if (n > 0 and done % n == 0) or (
-            end_of_epoch and (not self.ignore_last or self._train_len <= n)
-        ):
-            self._log_train(runner, batch_idx)
-
-    def _after_train_iter_by_predicates(self, runner: Any, batch_idx: int) -> None:
-        # MMEngine's code, for subclasses with their own predicates.
-        dataloader = runner.train_dataloader
-        end_of_epoch = self.end_of_epoch(dataloader, batch_idx)
-        if self.every_n_train_iters(runner, self.interval_exp_name) or end_of_epoch:
-            runner.logger.info(f"Exp name: {runner.experiment_name}")
-        if self.every_n_inner_iters(batch_idx, self.interval) or (
-            end_of_epoch and (not self.ignore_last or len(dataloader) <= self.interval)
-        ):
-            self._log_train(runner, batch_idx)
-
-    def _log_train(self, runner: Any, batch_idx: int) -> None:
-        tag, log_str = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
-        runner.logger.info(log_str)
-        runner.visualizer.add_scalars(tag, step=runner.iter + 1, file_path=self.json_log_path)
+        if log_due or (end_of_epoch and (not self.ignore_last or length <= self.interval)):
+            tag, log_str = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
+            runner.logger.info(log_str)
+            runner.visualizer.add_scalars(tag, step=runner.iter + 1, file_path=self.json_log_path)
 
     def after_val_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None

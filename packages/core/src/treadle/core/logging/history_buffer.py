@@ -18,7 +18,7 @@ import math
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from itertools import chain, repeat
+from itertools import chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -504,11 +504,9 @@ def flush_history_buffers(buffers: Iterable[HistoryBuffer]) -> None:
     Args:
         buffers: The buffers to flush.
     """
-    # Usually every pending tensor of a buffer has one dtype and all sit on one device: one
-    # stack per dtype, with no per-tensor Python work. Mixed buffers, and a stack that finds
-    # several devices, take the per-tensor grouping.
-    by_dtype: dict[Any, list[tuple[HistoryBuffer, list[int], list[Any]]]] = {}
-    mixed: list[tuple[HistoryBuffer, int, Any]] = []
+    # One stack per dtype, with no per-tensor Python work for a buffer whose pending tensors
+    # share a dtype (the usual case). A stack that finds several devices is redone per device.
+    groups: dict[Any, list[_Part]] = {}
     for buffer in buffers:
         pending = buffer._pending
         if not pending:
@@ -516,38 +514,38 @@ def flush_history_buffers(buffers: Iterable[HistoryBuffer]) -> None:
         tensors = list(map(buffer._values.__getitem__, pending))
         dtypes = set(map(_DTYPE, tensors))
         if len(dtypes) == 1:
-            by_dtype.setdefault(dtypes.pop(), []).append((buffer, pending, tensors))
+            groups.setdefault(dtypes.pop(), []).append((buffer, pending, tensors))
         else:
-            mixed.extend(zip(repeat(buffer), pending, tensors))
+            for index, tensor in zip(pending, tensors, strict=True):
+                groups.setdefault(tensor.dtype, []).append((buffer, [index], [tensor]))
         buffer._pending = []
-    if not by_dtype and not mixed:
+    if not groups:
         return
+    for parts in groups.values():
+        try:
+            _stack_into(parts)
+        except RuntimeError:  # tensors on several devices
+            by_device: dict[Any, list[_Part]] = {}
+            for buffer, indices, tensors in parts:
+                for index, tensor in zip(indices, tensors, strict=True):
+                    by_device.setdefault(tensor.device, []).append((buffer, [index], [tensor]))
+            for device_parts in by_device.values():
+                _stack_into(device_parts)
+
+
+#: Pending tensors of one buffer: ``(buffer, their indices in _values, the tensors)``.
+_Part = tuple[HistoryBuffer, list[int], list[Any]]
+
+
+def _stack_into(parts: list[_Part]) -> None:
+    """Convert the tensors of ``parts`` with one stack and put the numbers in their buffers."""
     import torch
 
-    for parts in by_dtype.values():
-        tensors = list(chain.from_iterable(part[2] for part in parts))
-        try:
-            numbers = torch.stack(tensors).tolist()
-        except RuntimeError:  # on several devices
-            mixed.extend(
-                (buffer, i, t)
-                for buffer, pending, ts in parts
-                for i, t in zip(pending, ts, strict=True)
-            )
-            continue
-        start = 0
-        for buffer, pending, part in parts:
-            values = buffer._values
-            for index, number in zip(pending, numbers[start : start + len(part)], strict=True):
-                values[index] = number
-            start += len(part)
-    groups: dict[tuple[Any, Any], list[tuple[HistoryBuffer, int, torch.Tensor]]] = {}
-    for buffer, index, tensor in mixed:
-        groups.setdefault((tensor.device, tensor.dtype), []).append((buffer, index, tensor))
-    for entries in groups.values():
-        numbers = torch.stack([tensor for _, _, tensor in entries]).tolist()
-        for (buffer, index, _), number in zip(entries, numbers, strict=True):
-            buffer._values[index] = number
+    numbers = iter(torch.stack(list(chain.from_iterable(part[2] for part in parts))).tolist())
+    for buffer, indices, _ in parts:
+        values = buffer._values
+        for index in indices:
+            values[index] = next(numbers)
 
 
 HistoryBuffer._statistics_methods.update(

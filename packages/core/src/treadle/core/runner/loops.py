@@ -176,14 +176,10 @@ class _TrainLoopMixin:
             for function in functions[1]:
                 function(runner, idx, data_batch, outputs)
         else:
-            call = runner._call_hooks
-            call(
-                "before_train_iter", {"runner": runner, "batch_idx": idx, "data_batch": data_batch}
-            )
+            runner.call_hook("before_train_iter", batch_idx=idx, data_batch=data_batch)
             outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-            call(
-                "after_train_iter",
-                {"runner": runner, "batch_idx": idx, "data_batch": data_batch, "outputs": outputs},
+            runner.call_hook(
+                "after_train_iter", batch_idx=idx, data_batch=data_batch, outputs=outputs
             )
         self._iter += 1
 
@@ -291,63 +287,51 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         self._train_iter(idx, data_batch)
 
 
-class _InfiniteDataloaderIterator:
-    """Cycles through a dataloader forever, one epoch of the sampler after another."""
+def _infinite_batches(
+    dataloader: DataLoader[Any], start_iter: int, runner: Runner
+) -> Iterator[Any]:
+    """The batches of ``dataloader`` from iteration ``start_iter`` on, one epoch of the sampler
+    after another, forever.
 
-    def __init__(self, dataloader: DataLoader[Any], start_iter: int, runner: Runner) -> None:
-        self._dataloader = dataloader
-        sampler = _sampler(dataloader)
-        try:
-            length = len(dataloader)
-        except TypeError:  # an iterable dataset: no epochs to count
-            length = 0
-        from treadle.core.dataset import InfiniteSampler
+    Raises:
+        RuntimeError: A whole epoch gave no batch (max_iters could never be reached).
+    """
+    from treadle.core.dataset import InfiniteSampler
 
-        if isinstance(sampler, InfiniteSampler) or length == 0:
-            self._epoch = 0
-            start_batch = start_iter
-        else:
-            self._epoch, start_batch = divmod(start_iter, length)
-        _set_epoch(dataloader, self._epoch)
-        _reseed(dataloader, self._epoch)
-        self._iterator = _iterate_from(dataloader, start_batch, runner, "IterBasedTrainLoop")
+    try:
+        length = len(dataloader)
+    except TypeError:  # an iterable dataset: no epochs to count
+        length = 0
+    if isinstance(_sampler(dataloader), InfiniteSampler) or length == 0:
+        epoch, start_batch = 0, start_iter
+    else:
+        epoch, start_batch = divmod(start_iter, length)
+    _set_epoch(dataloader, epoch)
+    _reseed(dataloader, epoch)
+    # Not a generator itself: the first iterator exists when this returns (resume restores the
+    # RNG states after that, see restore_rng_after_iterator).
+    return _cycle(
+        dataloader, epoch, _iterate_from(dataloader, start_batch, runner, "IterBasedTrainLoop")
+    )
 
-    @property
-    def epoch(self) -> int:
-        """How many times the dataloader was exhausted."""
-        return self._epoch
 
-    def __iter__(self) -> _InfiniteDataloaderIterator:
-        return self
-
-    def batches(self) -> Iterator[Any]:
-        """The batches, forever: what ``next`` gives, as a generator (cheaper per batch)."""
-        yield from self._iterator
-        while True:
-            self._next_epoch()
-            empty = True
-            for batch in self._iterator:
-                empty = False
-                yield batch
-            if empty:
-                raise RuntimeError(
-                    "the train dataloader gave no batch in a whole epoch: IterBasedTrainLoop "
-                    "cannot reach max_iters (is the dataset empty, or smaller than the batch "
-                    "size with drop_last=True?)"
-                )
-
-    def _next_epoch(self) -> None:
-        self._epoch += 1
-        _set_epoch(self._dataloader, self._epoch)
-        _reseed(self._dataloader, self._epoch)
-        self._iterator = iter(self._dataloader)
-
-    def __next__(self) -> Any:
-        try:
-            return next(self._iterator)
-        except StopIteration:
-            self._next_epoch()
-            return next(self._iterator)
+def _cycle(dataloader: DataLoader[Any], epoch: int, first: Iterator[Any]) -> Iterator[Any]:
+    """``first``'s batches, then each later epoch's (see :func:`_infinite_batches`)."""
+    yield from first
+    while True:
+        epoch += 1
+        _set_epoch(dataloader, epoch)
+        _reseed(dataloader, epoch)
+        empty = True
+        for batch in dataloader:
+            empty = False
+            yield batch
+        if empty:
+            raise RuntimeError(
+                "the train dataloader gave no batch in a whole epoch: IterBasedTrainLoop cannot "
+                "reach max_iters (is the dataset empty, or smaller than the batch size with "
+                "drop_last=True?)"
+            )
 
 
 class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
@@ -385,16 +369,15 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         runner = self.runner
         runner.call_hook("before_train")
         runner.call_hook("before_train_epoch")
-        data = _InfiniteDataloaderIterator(self.dataloader, self._iter, runner)
+        batches = _infinite_batches(self.dataloader, self._iter, runner)
         self._apply_pending_rng()
         runner.model.train()
         dynamic = len(self.dynamic_milestones) > 1
         plain_step = type(self).run_iter is IterBasedTrainLoop.run_iter
         train_iter = self._train_iter
-        # ``for`` over the batches rather than ``next(data)`` per iteration (one call less); the
-        # stopping test runs before each batch is fetched, as in a ``while`` loop.
+        # The stopping test runs before each batch is fetched, as in a ``while`` loop.
         if self._iter < self._max_iters and not self.stop_training:
-            for data_batch in data.batches():
+            for data_batch in batches:
                 if plain_step:
                     train_iter(self._iter, data_batch)
                 else:

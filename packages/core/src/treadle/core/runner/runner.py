@@ -13,7 +13,7 @@ import operator
 import os
 import os.path as osp
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from treadle.core.config import Config
@@ -197,14 +197,9 @@ class Runner:
         self.model: Any = self.strategy.prepare_model(self.build_model(model, data_preprocessor))
 
         self._hooks = RunnerHookManager()
-        #: Whether the loops may call the hook manager directly (and the train loops the
-        #: iteration points by position): not when a subclass overrides :meth:`call_hook`.
+        #: Whether the train loops may call the iteration points' implementations directly:
+        #: not when a subclass overrides :meth:`call_hook`.
         self._direct_hooks = type(self).call_hook is Runner.call_hook
-        #: What the loops call otherwise, ``(point, kwargs with "runner")``: the hook manager
-        #: itself, or :meth:`call_hook` when a subclass overrides it.
-        self._call_hooks: Callable[[str, dict[str, Any]], None] = (
-            self._hooks.call if self._direct_hooks else self._call_hook_override
-        )
         self.register_hooks(default_hooks, custom_hooks)
         self._register_plugin_hooks()
         self.dump_config()
@@ -567,9 +562,6 @@ class Runner:
         """Call every hook that implements ``fn_name``, in priority order."""
         kwargs["runner"] = self
         self._hooks.call(fn_name, kwargs)
-
-    def _call_hook_override(self, fn_name: str, kwargs: dict[str, Any]) -> None:
-        self.call_hook(fn_name, **{k: v for k, v in kwargs.items() if k != "runner"})
 
     def get_hooks_info(self) -> str:
         """A table of which hooks run at each point, in order (MMEngine's format)."""
