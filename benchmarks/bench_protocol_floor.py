@@ -29,13 +29,23 @@ import time
 import uuid
 
 import torch
-from bench_train_loop import BATCH, Data, Net, loader, plain_loop, runner_loop
+from bench_train_loop import (
+    BATCH,
+    Data,
+    Net,
+    loader,
+    plain_accuracy,
+    plain_loop,
+    register_bench_components,
+    runner_loop,
+    save,
+    write_interval,
+)
 from torch import nn
 
 from treadle.core.evaluator import Evaluator
 from treadle.core.evaluator.metrics import Accuracy
 from treadle.core.logging import MessageHub
-from treadle.core.registry import DATASETS, MODELS
 
 
 def protocol_loop(iters: int, work_dir: str, hub: bool, step: bool, val: bool) -> float:
@@ -93,19 +103,14 @@ def protocol_loop(iters: int, work_dir: str, hub: bool, step: bool, val: bool) -
                     lr = scalars["train/lr"].current()
                     mean_time = scalars["train/time"].mean(50)
                     mean_data = scalars["train/data_time"].mean(50)
+                    eta = message_hub.get_info("eta")
                 else:
                     mean_loss = torch.stack(losses[-50:]).mean().item()
                     lr = optimizer.param_groups[0]["lr"]
                     mean_time = sum(times[-50:]) / 50
                     mean_data = sum(data_times[-50:]) / 50
-                log.write(
-                    f"Iter(train) [{it + 1:>4}/{iters}]  lr: {lr:.4e}  time: {mean_time:.4f}  "
-                    f"data_time: {mean_data:.4f}  loss: {mean_loss:.4f}\n"
-                )
-                record = {"lr": lr, "time": mean_time, "data_time": mean_data, "loss": mean_loss}
-                js.write(json.dumps({**record, "iter": it + 1, "step": it + 1}) + "\n")
-                log.flush()
-                js.flush()
+                    eta = mean_time * (iters - it - 1)
+                write_interval(log, js, it, iters, lr, eta, mean_time, mean_data, mean_loss)
             if (it + 1) % 500 == 0:
                 model.eval()
                 with torch.no_grad():
@@ -114,19 +119,11 @@ def protocol_loop(iters: int, work_dir: str, hub: bool, step: bool, val: bool) -
                             evaluator.process(model.val_step(vb), vb)
                         accuracy = evaluator.evaluate(512)["accuracy/top1"]
                     else:
-                        correct = total = 0
-                        for vb in val_data:
-                            logits = model.net(vb["inputs"])
-                            correct += int((logits.argmax(-1) == vb["labels"]).sum())
-                            total += len(vb["labels"])
-                        accuracy = 100 * correct / total
+                        accuracy = plain_accuracy(model.net, val_data)
                 js.write(json.dumps({"accuracy/top1": accuracy, "step": it + 1}) + "\n")
                 model.train()
                 t = time.perf_counter()
-    torch.save(
-        {"state_dict": model.state_dict(), "optimizer": optimizer.state_dict()},
-        f"{work_dir}/floor.pth",
-    )
+    save(model, optimizer, f"{work_dir}/floor.pth")
     return time.perf_counter() - start
 
 
@@ -146,8 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("treadle").setLevel(logging.WARNING)
-    MODELS.register_module(name="BenchNet", module=Net, force=True)
-    DATASETS.register_module(name="BenchData", module=Data, force=True)
+    register_bench_components()
     overheads: dict[str, list[float]] = {name: [] for name in [*VARIANTS, "treadle Runner"]}
     with tempfile.TemporaryDirectory() as tmp:
         plain_loop(50, tmp)  # warm up: imports, torch's first-optimizer cost

@@ -23,7 +23,7 @@ import logging
 import statistics
 import tempfile
 import time
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
@@ -79,6 +79,53 @@ def loader(dataset: Data, shuffle: bool) -> torch.utils.data.DataLoader[Any]:
     )
 
 
+# Shared with bench_protocol_floor.py. Used at logging intervals, validation and the final save,
+# never per iteration.
+
+
+def register_bench_components() -> None:
+    """Register the benchmark's model and dataset for the Runner's configs."""
+    MODELS.register_module(name="BenchNet", module=Net, force=True)
+    DATASETS.register_module(name="BenchData", module=Data, force=True)
+
+
+def write_interval(
+    log: IO[str],
+    js: IO[str],
+    it: int,
+    iters: int,
+    lr: float,
+    eta: float,
+    mean_time: float,
+    mean_data: float,
+    mean_loss: float,
+) -> None:
+    """Write one logging interval (after iteration ``it``): a text line and a JSON line."""
+    log.write(
+        f"Iter(train) [{it + 1:>4}/{iters}]  lr: {lr:.4e}  eta: {eta:.0f}s  "
+        f"time: {mean_time:.4f}  data_time: {mean_data:.4f}  loss: {mean_loss:.4f}\n"
+    )
+    record = {"lr": lr, "time": mean_time, "data_time": mean_data, "loss": mean_loss}
+    js.write(json.dumps({**record, "iter": it + 1, "step": it + 1}) + "\n")
+    log.flush()
+    js.flush()
+
+
+def plain_accuracy(net: nn.Module, val: torch.utils.data.DataLoader[Any]) -> float:
+    """Top-1 accuracy (%) of ``net``'s logits on ``val``, computed by hand."""
+    correct = total = 0
+    with torch.no_grad():
+        for vb in val:
+            correct += int((net(vb["inputs"]).argmax(-1) == vb["labels"]).sum())
+            total += len(vb["labels"])
+    return 100 * correct / total
+
+
+def save(model: nn.Module, optimizer: torch.optim.Optimizer, path: str) -> None:
+    """Save the model's and the optimizer's state, as a checkpoint does."""
+    torch.save({"state_dict": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+
+
 def plain_loop(iters: int, work_dir: str) -> float:
     """The same work, written by hand: train, time each step, log window means every 50
     iterations to a text log and a JSON-lines file, validate every 500, save at the end."""
@@ -117,41 +164,14 @@ def plain_loop(iters: int, work_dir: str) -> float:
                 mean_time = sum(times[-50:]) / 50
                 mean_data = sum(data_times[-50:]) / 50
                 eta = mean_time * (iters - it - 1)
-                log.write(
-                    f"Iter(train) [{it + 1:>4}/{iters}]  lr: {lr:.4e}  eta: {eta:.0f}s  "
-                    f"time: {mean_time:.4f}  data_time: {mean_data:.4f}  loss: {mean_loss:.4f}\n"
-                )
-                js.write(
-                    json.dumps(
-                        {
-                            "lr": lr,
-                            "time": mean_time,
-                            "data_time": mean_data,
-                            "loss": mean_loss,
-                            "iter": it + 1,
-                            "step": it + 1,
-                        }
-                    )
-                    + "\n"
-                )
-                log.flush()
-                js.flush()
+                write_interval(log, js, it, iters, lr, eta, mean_time, mean_data, mean_loss)
             if (it + 1) % 500 == 0:
                 model.eval()
-                correct = total = 0
-                with torch.no_grad():
-                    for vb in val:
-                        correct += int((model(vb["inputs"]).argmax(-1) == vb["labels"]).sum())
-                        total += len(vb["labels"])
-                js.write(
-                    json.dumps({"accuracy/top1": 100 * correct / total, "step": it + 1}) + "\n"
-                )
+                accuracy = plain_accuracy(model, val)
+                js.write(json.dumps({"accuracy/top1": accuracy, "step": it + 1}) + "\n")
                 model.train()
                 t = time.perf_counter()
-    torch.save(
-        {"state_dict": model.state_dict(), "optimizer": optimizer.state_dict()},
-        f"{work_dir}/plain.pth",
-    )
+    save(model, optimizer, f"{work_dir}/plain.pth")
     return time.perf_counter() - start
 
 
@@ -252,8 +272,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("treadle").setLevel(logging.WARNING)
-    MODELS.register_module(name="BenchNet", module=Net, force=True)
-    DATASETS.register_module(name="BenchData", module=Data, force=True)
+    register_bench_components()
 
     with tempfile.TemporaryDirectory() as tmp:
         runner_loop(50, f"{tmp}/warm")  # imports, torch._dynamo's first-optimizer cost

@@ -196,3 +196,17 @@ def test_shown_config_is_parseable_python(
 ) -> None:
     assert main(["config", "show", str(cfg_file)]) == 0
     ast.parse(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("command", ["show", "dump"])
+def test_option_that_does_not_fit_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # `a` is an int: a.b=1 cannot merge into it. `treadle train` exits 3 for this; so does config.
+    cfg = tmp_path / "c.py"
+    cfg.write_text("a = 1\nmodel = dict(type='Net')\n")
+    out = [str(tmp_path / "out.py")] if command == "dump" else []
+    assert main(["config", command, str(cfg), *out, "--cfg-options", "a.b=1"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("treadle: error: TypeError:")
+    assert "Traceback" not in err

@@ -533,29 +533,13 @@ def on_exception(runner: Any, exception: BaseException) -> None:
     """
 
 
-#: The lifecycle hook points in the order they are declared (MMEngine's order), plus on_exception.
-LIFECYCLE_HOOKS: tuple[str, ...] = (
-    "before_run",
-    "after_load_checkpoint",
-    "before_train",
-    "before_train_epoch",
-    "before_train_iter",
-    "after_train_iter",
-    "after_train_epoch",
-    "before_val",
-    "before_val_epoch",
-    "before_val_iter",
-    "after_val_iter",
-    "after_val_epoch",
-    "after_val",
-    "before_save_checkpoint",
-    "after_train",
-    "before_test",
-    "before_test_epoch",
-    "before_test_iter",
-    "after_test_iter",
-    "after_test_epoch",
-    "after_test",
-    "after_run",
-    "on_exception",
+#: The registration hooks: they fire at plugin discovery and CLI set-up, not in a Runner.
+_REGISTRATION_HOOKS = frozenset({"register_components", "add_cli_commands", "add_cli_arguments"})
+
+#: The lifecycle hook points in the order they are declared (MMEngine's order), plus on_exception:
+#: every spec of this module but the registration hooks, in definition order.
+LIFECYCLE_HOOKS: tuple[str, ...] = tuple(
+    name
+    for name, obj in globals().items()
+    if callable(obj) and hasattr(obj, "treadle_spec") and name not in _REGISTRATION_HOOKS
 )

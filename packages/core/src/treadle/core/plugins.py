@@ -371,13 +371,3 @@ def describe_failures() -> str:
         return ""
     lines = "\n".join(f"  - {info.describe()}" for info in failed)
     return f"These treadle plugins failed to load and may provide it:\n{lines}"
-
-
-def _reset() -> None:
-    """Forget the process-level state so the next lookup discovers again. For tests only.
-
-    Components the plugins registered stay in the registries.
-    """
-    global _state
-    with _lock:
-        _state = None

@@ -57,14 +57,9 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    from treadle.core.cli.train_cmd import add_config_dir_to_sys_path
-    from treadle.core.config import Config
+    from treadle.core.cli.train_cmd import read_config
 
-    add_config_dir_to_sys_path(args.config)  # custom_imports next to the config, as for train
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    return cfg
+    return read_config(args.config, args.cfg_options)  # as train reads it (exit codes too)
 
 
 def _show(args: argparse.Namespace) -> int:

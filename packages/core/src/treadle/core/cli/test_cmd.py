@@ -9,7 +9,6 @@ on stdout after the log lines (``--json``: one JSON object on the last line).
 from __future__ import annotations
 
 import json
-import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,7 +45,6 @@ def _format(value: Any) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from treadle.core.cli.main import EXIT_INTERRUPTED
     from treadle.core.cli.train_cmd import build_runner, check_launcher, load_config
     from treadle.core.fileio import exists
 
@@ -55,12 +53,8 @@ def _run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"checkpoint {args.checkpoint} does not exist")
     cfg.load_from = args.checkpoint
     check_launcher(cfg)
-    try:
-        runner = build_runner(cfg)
-        metrics = runner.test()
-    except KeyboardInterrupt:
-        print("treadle: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    runner = build_runner(cfg)
+    metrics = runner.test()  # Ctrl-C: main() says "interrupted" and exits with 130
     if runner.rank != 0:
         return 0
     if args.json:

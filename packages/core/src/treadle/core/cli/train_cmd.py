@@ -131,8 +131,41 @@ def add_config_dir_to_sys_path(config: str) -> None:
             sys.path.append(entry)
 
 
+def read_config(config: str, cfg_options: dict[str, Any] | None = None) -> Config:
+    """Read a config file as every command does: its directory on ``sys.path``, options merged.
+
+    Args:
+        config: Path of the config file.
+        cfg_options: The ``--cfg-options`` to merge, if any.
+
+    Returns:
+        The config.
+
+    Raises:
+        FileNotFoundError: The config (or a base) does not exist.
+        Exception: Whatever reading the config or applying the options raised; marked as a
+            config error for the exit code.
+    """
+    from treadle.core.config import Config
+
+    path = osp.abspath(osp.expanduser(config))
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"config file {config} does not exist")
+    add_config_dir_to_sys_path(path)
+    try:
+        cfg = Config.fromfile(config)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        mark_config_error(exc)
+        raise
+    return cfg
+
+
 def load_config(args: argparse.Namespace) -> Config:
-    """Read ``args.config`` (its directory on ``sys.path``), apply options and ``work_dir``.
+    """Read ``args.config`` (see :func:`read_config`), then set ``work_dir`` and ``launcher``.
 
     Args:
         args: Parsed arguments with ``config``, ``cfg_options``, ``work_dir``, ``launcher``
@@ -146,23 +179,9 @@ def load_config(args: argparse.Namespace) -> Config:
         Exception: Whatever reading the config or applying the options raised; marked as a
             config error for the exit code.
     """
-    from treadle.core.config import Config
-
-    path = osp.abspath(osp.expanduser(args.config))
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"config file {args.config} does not exist")
-    add_config_dir_to_sys_path(path)
     if "LOCAL_RANK" not in os.environ:
         os.environ["LOCAL_RANK"] = str(args.local_rank)
-    try:
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        mark_config_error(exc)
-        raise
+    cfg = read_config(args.config, args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get("work_dir", None) is None:
@@ -191,13 +210,11 @@ def check_launcher(cfg: Config) -> None:
             installed plugin provides ``DDPStrategy``.
     """
     from treadle.core.cli.main import EXIT_MISSING_PLUGIN, CommandError
-    from treadle.core.plugins import load_plugins
-    from treadle.core.registry import STRATEGIES
+    from treadle.core.registry import STRATEGIES  # its first lookup loads the plugins
 
     launcher = cfg.get("launcher", "none")
     if launcher == "none" or cfg.get("strategy", None) is not None:
         return
-    load_plugins()
     if STRATEGIES.get("DDPStrategy") is None:
         raise CommandError(
             f"--launcher {launcher} needs treadle-dist (distributed training), which is not "

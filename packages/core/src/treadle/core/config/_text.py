@@ -32,11 +32,16 @@ from typing import TYPE_CHECKING, Any
 
 from treadle.core.config.config_dict import DELETE_KEY, ConfigDict, to_config_tree
 from treadle.core.config.errors import ConfigParsingError
+from treadle.core.config.lazy import (
+    BASE_KEY,
+    _is_base_assign,
+    _raise_syntax_error,
+    is_lazy_style,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-BASE_KEY = "_base_"
 DEPRECATION_KEY = "_deprecation_"
 SUPPORTED_SUFFIXES = (".py", ".json", ".yaml", ".yml")
 
@@ -165,10 +170,7 @@ def parse_python(text: str, filename: str) -> ast.Module:
     try:
         return ast.parse(text, filename)
     except SyntaxError as exc:
-        raise SyntaxError(
-            f"There are syntax errors in config file {filename}, line {exc.lineno}: {exc.msg}",
-            (filename, exc.lineno, exc.offset, exc.text, exc.end_lineno, exc.end_offset),
-        ) from exc
+        _raise_syntax_error(filename, exc)
 
 
 def parse_data(text: str, filename: str, suffix: str) -> Any:
@@ -192,25 +194,6 @@ def parse_data(text: str, filename: str, suffix: str) -> Any:
         raise ConfigParsingError(
             f"Failed to parse YAML config file {filename}{where}: {problem}"
         ) from exc
-
-
-def _is_base_assign(stmt: ast.stmt) -> bool:
-    return (
-        isinstance(stmt, ast.Assign)
-        and isinstance(stmt.targets[0], ast.Name)
-        and stmt.targets[0].id == BASE_KEY
-    )
-
-
-def is_lazy_tree(tree: ast.Module) -> bool:
-    """Whether a parsed ``.py`` config is pure-Python (lazy import) style.
-
-    Delegates to :func:`treadle.core.config.lazy.is_lazy_style` (MMEngine's ``ast.walk`` scan
-    order with ``sys.stdlib_module_names`` for the standard library).
-    """
-    from treadle.core.config.lazy import is_lazy_style
-
-    return is_lazy_style(tree)
 
 
 _MAY_BE_LAZY_RE = re.compile(r"\bimport\b|\bwith\b")
@@ -284,7 +267,7 @@ class TextConfigLoader:
                 referrer is not None
                 and self.lazy_import is None
                 and may_be_lazy(source.text)
-                and is_lazy_tree(tree)
+                and is_lazy_style(tree)
             ):
                 raise ConfigParsingError(
                     "The configuration file type in the inheritance chain must match: "

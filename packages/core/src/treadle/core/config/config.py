@@ -22,13 +22,13 @@ from treadle.core.config._text import (
     TextConfigLoader,
     _Source,
     check_suffix,
-    is_lazy_tree,
     may_be_lazy,
     parse_python,
     substitute,
 )
 from treadle.core.config.config_dict import ConfigDict, to_config_tree
 from treadle.core.config.errors import ConfigParsingError
+from treadle.core.config.lazy import is_lazy_style
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -148,8 +148,8 @@ class Config:
         if suffix == ".py" and lazy_import is not False:
             source = loader.prepare(path)
             assert source.tree is not None
-            if lazy_import or (may_be_lazy(source.text) and is_lazy_tree(source.tree)):
-                return Config._fromfile_lazy(filename, path, format_python_code)
+            if lazy_import or (may_be_lazy(source.text) and is_lazy_style(source.tree)):
+                return Config._fromfile_lazy(filename, path, source.raw, format_python_code)
         loaded = loader.load(path, source)
         cfg_dict = loaded.cfg
         if import_custom_modules and cfg_dict.get("custom_imports", None):
@@ -163,16 +163,19 @@ class Config:
         )
 
     @staticmethod
-    def _fromfile_lazy(filename: str, path: str, format_python_code: bool) -> Config:
+    def _fromfile_lazy(filename: str, path: str, text: str, format_python_code: bool) -> Config:
+        """Read a pure-Python config; ``text`` is the file's content, already read."""
         from treadle.core.config.lazy import parse_lazy_config_with_imports
 
         ConfigDict.lazy = True
         try:
-            raw, imported = parse_lazy_config_with_imports(path)
+            raw, imported = parse_lazy_config_with_imports(path, text=text)
             cfg_dict = to_config_tree(raw)
         finally:
             ConfigDict.lazy = False
-        cfg = Config(cfg_dict, filename=filename, format_python_code=format_python_code)
+        cfg = Config(
+            cfg_dict, cfg_text=text, filename=filename, format_python_code=format_python_code
+        )
         object.__setattr__(cfg, "_imported_names", set(imported))
         return cfg
 
@@ -203,7 +206,7 @@ class Config:
         substitute(source, True, True)
         if file_format == ".py":
             source.tree = parse_python(source.text, pseudo)
-            if is_lazy_tree(source.tree):
+            if is_lazy_style(source.tree):
                 raise ConfigParsingError(
                     "Config.fromstring does not support pure-Python (lazy import) configs; "
                     "write the text to a file and use Config.fromfile"

@@ -14,7 +14,7 @@ import copy
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from treadle.core.config.lazy import LazyAttr, LazyObject
+from treadle.core.config.lazy import LazyAttr, LazyObject, _to_plain
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -22,11 +22,6 @@ if TYPE_CHECKING:
 DELETE_KEY = "_delete_"
 
 _LAZY_TYPES = (LazyObject, LazyAttr)
-
-
-def lazy_import_path(obj: LazyObject | LazyAttr) -> str:
-    """Return the string MMEngine writes for a lazy object (``"torch.optim.SGD"``)."""
-    return obj.dump_str
 
 
 def _hook(item: Any) -> Any:
@@ -68,26 +63,6 @@ def to_config_tree(item: Any) -> Any:
         return tuple([to_config_tree(elem) for elem in item])
     if isinstance(item, (list, tuple)):
         return kind(to_config_tree(elem) for elem in item)
-    return item
-
-
-def _lazy_to_string(item: Any) -> Any:
-    """Plain-dict copy of ``item``: mappings become ``dict``, lazy objects their import path."""
-    if isinstance(item, dict):
-        return {key: _lazy_to_string(value) for key, value in dict.items(item)}
-    if isinstance(item, (list, tuple)):
-        return type(item)(_lazy_to_string(elem) for elem in item)
-    if isinstance(item, _LAZY_TYPES):
-        return lazy_import_path(item)
-    return item
-
-
-def _to_plain(item: Any) -> Any:
-    """Plain-dict copy of ``item`` that keeps lazy objects unbuilt."""
-    if isinstance(item, dict):
-        return {key: _to_plain(value) for key, value in dict.items(item)}
-    if isinstance(item, (list, tuple)):
-        return type(item)(_to_plain(elem) for elem in item)
     return item
 
 
@@ -329,5 +304,5 @@ class ConfigDict(dict[Any, Any]):
 
     def to_dict(self) -> dict[Any, Any]:
         """Return a plain-dict copy; tuples stay tuples, lazy objects become import strings."""
-        result: dict[Any, Any] = _lazy_to_string(self)
+        result: dict[Any, Any] = _to_plain(self, lazy_to_str=True)
         return result

@@ -838,17 +838,24 @@ def _compile(filename: str, source: str) -> _Compiled:
 
 
 def _raise_syntax_error(filename: str, e: SyntaxError) -> NoReturn:
-    lineno = e.lineno or 0
+    """Re-raise a config's syntax error with the file and line in the message (both styles)."""
     details = (e.filename or filename, e.lineno, e.offset, e.text, e.end_lineno, e.end_offset)
-    raise SyntaxError(f"{filename}, line {lineno}: {e.msg}", details) from None
+    raise SyntaxError(
+        f"There are syntax errors in config file {filename}, line {e.lineno or 0}: {e.msg}",
+        details,
+    ) from e
 
 
 _cache: OrderedDict[tuple[str, int, int], _Compiled] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def _load(filename: str) -> _Compiled:
-    """The compiled config, from the cache when the file has not changed."""
+def _load(filename: str, text: str | None = None) -> _Compiled:
+    """The compiled config, from the cache when the file has not changed.
+
+    ``text`` is the file's content when the caller has already read it (it is then not read
+    again); the cache is looked up first all the same.
+    """
     try:
         st = os.stat(filename)
     except FileNotFoundError:
@@ -859,9 +866,10 @@ def _load(filename: str) -> _Compiled:
         if compiled is not None:
             _cache.move_to_end(key)
             return compiled
-    with open(filename, encoding="utf-8") as f:
-        source = f.read()
-    compiled = _compile(filename, source)
+    if text is None:
+        with open(filename, encoding="utf-8") as f:
+            text = f.read()
+    compiled = _compile(filename, text)
     with _cache_lock:
         _cache[key] = compiled
         while len(_cache) > _CACHE_SIZE:
@@ -936,10 +944,13 @@ def _resolve_base(filename: str, base: _BaseImport) -> str:
 
 
 def _parse_file(
-    filename: str, chain: tuple[str, ...], importer: tuple[str, int] | None
+    filename: str,
+    chain: tuple[str, ...],
+    importer: tuple[str, int] | None,
+    text: str | None = None,
 ) -> tuple[dict[str, Any], set[str]]:
     """Run one config; return its variables (dunder names dropped) and its imported names."""
-    compiled = _load(filename)
+    compiled = _load(filename, text)
     if compiled.text_style_line is not None:
         if importer is not None:
             _fail(
@@ -999,11 +1010,14 @@ def _parse_file(
     return variables, imported
 
 
-def parse_lazy_config_with_imports(filename: str) -> tuple[dict[str, Any], set[str]]:
+def parse_lazy_config_with_imports(
+    filename: str, text: str | None = None
+) -> tuple[dict[str, Any], set[str]]:
     """Parse a pure-Python config; also return the names its import statements bound.
 
     Args:
         filename: Path of the ``.py`` config.
+        text: The file's content, when the caller has already read it; read otherwise.
 
     Returns:
         The variables as :func:`parse_lazy_config` returns them, and the names bound by import
@@ -1017,7 +1031,7 @@ def parse_lazy_config_with_imports(filename: str) -> tuple[dict[str, Any], set[s
         ConfigParsingError: A structural problem: missing base, bad ``read_base`` block,
             ``import *`` of a non-config module, text-style base, circular bases, ...
     """
-    variables, imported = _parse_file(filename, (), None)
+    variables, imported = _parse_file(filename, (), None, text)
     result = {
         key: _to_plain(value)
         for key, value in variables.items()
