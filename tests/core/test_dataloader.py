@@ -355,3 +355,20 @@ def test_not_a_config():
 def test_unknown_dataset_type_comes_from_the_registry():
     with pytest.raises(KeyError, match="NoSuchDataset"):
         build_dataloader(_cfg(dataset={"type": "NoSuchDataset"}))
+
+
+def test_unknown_collate_fn_is_a_registry_key_error():
+    # An unregistered type name is the registry's error (the CLI's unknown-type exit code); a
+    # missing config key is not.
+    from treadle.core.cli.main import EXIT_UNKNOWN_TYPE, exit_code_for
+    from treadle.core.registry import RegistryKeyError
+
+    with pytest.raises(RegistryKeyError) as info:
+        build_dataloader(_cfg(collate_fn={"type": "pseudo_colate"}))
+    assert str(info.value).startswith("collate_fn: type 'pseudo_colate' is not registered")
+    assert exit_code_for(info.value) == EXIT_UNKNOWN_TYPE
+    cfg = _cfg()
+    del cfg["sampler"]
+    with pytest.raises(KeyError) as missing:
+        build_dataloader(cfg)
+    assert not isinstance(missing.value, RegistryKeyError)

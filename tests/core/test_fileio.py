@@ -665,3 +665,43 @@ def test_import_is_cheap() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_local_copy_if_symlink_fails_copies_when_links_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(src: object, dst: object) -> None:
+        raise OSError("no symlinks here")
+
+    monkeypatch.setattr(os, "symlink", no_links)
+    backend = LocalBackend()
+    (tmp_path / "f.txt").write_text("x")
+    assert backend.copy_if_symlink_fails(str(tmp_path / "f.txt"), str(tmp_path / "g.txt")) is False
+    assert (tmp_path / "g.txt").read_text() == "x"
+    assert not os.path.islink(tmp_path / "g.txt")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("y")
+    assert backend.copy_if_symlink_fails(str(tmp_path / "d"), str(tmp_path / "e")) is False
+    assert (tmp_path / "e" / "a.txt").read_text() == "y"
+    # copyfile into a directory keeps the file's name
+    assert backend.copyfile(str(tmp_path / "f.txt"), str(tmp_path / "d")) == str(
+        tmp_path / "d" / "f.txt"
+    )
+
+
+def test_temp_path_for_takes_a_path_module() -> None:
+    import posixpath
+
+    from treadle.core.fileio._atomic import temp_path_for
+
+    tmp = temp_path_for("bucket/dir/model.pth", posixpath)
+    assert tmp.startswith("bucket/dir/.model.pth.")
+    assert tmp.endswith(".tmp")
+    assert temp_path_for("model.pth", posixpath).startswith(".model.pth.")
+    assert os.path.dirname(temp_path_for(os.path.join("a", "b.txt"))) == "a"
+
+
+def test_json_dump_converts_tensors() -> None:
+    torch = pytest.importorskip("torch")
+    text = fileio.dump({"a": torch.tensor(2.5), "b": torch.arange(3)}, file_format="json")
+    assert fileio.load(io.StringIO(text), file_format="json") == {"a": 2.5, "b": [0, 1, 2]}

@@ -413,3 +413,49 @@ def test_the_tag_does_not_share_mutable_values_with_the_buffers() -> None:
     assert tag["ids"] == [1, 2]
     assert tag["ids"] is not shared
     assert history.current() == 1.0
+
+
+def test_hierarchy_tags_come_from_one_pass_equal_to_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    # log_with_hierarchy: the buffers are flushed once and each statistic computed once, and
+    # the tags equal two separate collections (a pattern may match only the prefixed name).
+    from treadle.core.logging import log_processor as lp_module
+
+    hub = MessageHub(f"lp-{uuid.uuid4().hex[:8]}")
+    for value in (1.0, 2.0, 6.0):
+        hub.update_scalar("train/loss", value)
+        hub.update_scalar("train/acc", value)
+        hub.update_scalar("trainer_speed", value)
+    runner = Runner({"iter": 2, "epoch": 0, "max_epochs": 1, "train_len": 3}, hub)
+    processor = LogProcessor(
+        mean_pattern=r"^(train/)?loss|^train/acc",
+        custom_cfg=[{"data_src": "loss", "method_name": "max", "log_name": "loss_max"}],
+    )
+    cfg = processor._parse_windows_size(runner, 2, processor.custom_cfg)
+    expected = [processor._collect_scalars(cfg, runner, "train", keep) for keep in (False, True)]
+
+    flushes: list[int] = []
+    real_flush = lp_module.flush_history_buffers
+    monkeypatch.setattr(
+        lp_module, "flush_history_buffers", lambda b: flushes.append(1) or real_flush(b)
+    )
+    means: list[int] = []
+    real_mean = HistoryBuffer.mean
+    monkeypatch.setattr(
+        HistoryBuffer, "mean", lambda self, *a: means.append(1) or real_mean(self, *a)
+    )
+    tags = processor._collect_scalar_tags(cfg, runner, "train", (False, True))
+    assert tags == expected
+    assert [list(tag) for tag in tags] == [list(tag) for tag in expected]
+    assert tags[0] == {"loss": 3.0, "acc": 6.0, "trainer_speed": 6.0, "loss_max": 6.0}
+    assert tags[1]["train/acc"] == 3.0  # the pattern matches only the prefixed name
+    assert flushes == [1]
+    assert len(means) == 2  # train/loss once for both tags, train/acc once
+
+
+def test_runner_without_private_train_loop_is_taken_to_train() -> None:
+    # As the hooks (hooks._utils.train_loop_built): no _train_loop means the runner trains.
+    hub = MessageHub(f"lp-{uuid.uuid4().hex[:8]}")
+    hub.update_scalar("val/loss", 0.5)
+    runner = Runner({"iter": 4, "epoch": 2, "max_epochs": 10, "val_len": 5}, hub)
+    del runner._train_loop
+    assert LogProcessor()._get_epoch(runner, "val") == 2

@@ -449,3 +449,28 @@ def test_time_text_is_reused_within_a_second_only() -> None:
     record = logging.LogRecord("n", logging.INFO, __file__, 1, "m", (), None)
     record.created = base + 1.5
     assert formatter.formatTime(record, "%Y %H %Z") == plain.formatTime(record, "%Y %H %Z")
+
+
+def test_default_instance_name_is_one_mechanism(monkeypatch: pytest.MonkeyPatch) -> None:
+    # TreadleLogger and MessageHub both use ManagerMixin's _default_instance_name; a class
+    # without one still raises.
+    from treadle.core.logging import MessageHub
+    from treadle.core.utils.manager import ManagerMixin
+
+    assert "get_current_instance" not in vars(TreadleLogger)
+    assert "get_current_instance" not in vars(MessageHub)
+    monkeypatch.setattr(MessageHub, "_instance_dict", OrderedDict())
+    assert MessageHub.get_current_instance().instance_name == "treadle"
+
+    class Plain(ManagerMixin):
+        def __init__(self, name: str = "") -> None:
+            super().__init__(name)
+
+    with pytest.raises(RuntimeError, match="No instance of Plain exists yet"):
+        Plain.get_current_instance()
+
+    class WithDefault(Plain):
+        _default_instance_name = "fallback"
+
+    assert WithDefault.get_current_instance().instance_name == "fallback"
+    assert WithDefault.get_current_instance() is WithDefault.get_instance("fallback")

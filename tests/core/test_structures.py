@@ -420,3 +420,13 @@ def test_pixel_data_indexing():
         pixel[0, 0, 0]
     with pytest.raises(TypeError, match="int or slice"):
         pixel[0, 1.5]
+
+
+def test_clone_is_new_without_arguments():
+    element = InstanceData(metainfo={"img_id": 1, "shape": [4, 4]}, bboxes=torch.zeros(2, 4))
+    clone = element.clone()
+    assert type(clone) is InstanceData
+    assert clone.metainfo == element.metainfo
+    assert clone.metainfo["shape"] is not element.metainfo["shape"]  # metainfo deep-copied
+    assert clone.bboxes is element.bboxes
+    assert sorted(clone.all_keys()) == sorted(element.new().all_keys())

@@ -448,3 +448,13 @@ def test_add_image_writes_png(tmp_path: Path) -> None:
     width, height, color, raw = read_png(path.read_bytes())
     assert (width, height, color) == (5, 4, 2)
     assert raw[:4] == b"\x00\xff\x00\x00"  # first pixel: R=255, G=0, B=0
+
+
+def test_local_backend_json_values_as_fileio(tmp_path: Path) -> None:
+    # The backend converts values as fileio's json handler does, under its own message.
+    backend = LocalVisBackend(str(tmp_path))
+    backend.add_scalars({"t": torch.tensor(1.5), "v": torch.arange(2), "s": {3}}, step=1)
+    lines = (tmp_path / "scalars.json").read_text().splitlines()
+    assert lines == ['{"t": 1.5, "v": [0, 1], "s": [3], "step": 1}']
+    with pytest.raises(TypeError, match=re.escape("object cannot be written to scalars.json")):
+        backend.add_scalar("x", object())

@@ -25,13 +25,17 @@ from torch.utils.data import DataLoader
 
 from treadle.core.dataset.sampler import _dist_info
 from treadle.core.dataset.utils import worker_init_fn as _default_worker_init_fn
-from treadle.core.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS
+from treadle.core.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS, RegistryKeyError
 
 __all__ = ["build_dataloader"]
 
 
 class _ConfigKeyError(KeyError):
-    """A :class:`KeyError` whose message prints as written (``KeyError`` quotes its message)."""
+    """A :class:`KeyError` whose message prints as written (``KeyError`` quotes its message).
+
+    For a key missing from the config; an unregistered ``type`` name raises the registry's
+    :class:`~treadle.core.registry.RegistryKeyError` instead (the CLI's unknown-type exit code).
+    """
 
     def __str__(self) -> str:
         return str(self.args[0]) if len(self.args) == 1 else super().__str__()
@@ -79,7 +83,7 @@ def _lookup_function(type_: object, key: str) -> Callable[..., Any]:
         key: The dataloader config key (for messages), e.g. ``"collate_fn"``.
 
     Raises:
-        KeyError: When the name is not registered in FUNCTIONS.
+        RegistryKeyError: When the name is not registered in FUNCTIONS (a ``KeyError``).
         TypeError: When ``type_`` is neither a string nor callable.
     """
     if isinstance(type_, str):
@@ -87,7 +91,7 @@ def _lookup_function(type_: object, key: str) -> Callable[..., Any]:
         if function is None:
             close = difflib.get_close_matches(type_, list(FUNCTIONS.keys()), n=3)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise _ConfigKeyError(
+            raise RegistryKeyError(
                 f"{key}: type {type_!r} is not registered in the FUNCTIONS registry{hint}"
             )
         if not callable(function):

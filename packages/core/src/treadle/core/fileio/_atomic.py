@@ -23,18 +23,25 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from types import ModuleType
 
 _TEMP_SUFFIX = ".tmp"
 
 
-def temp_path_for(path: str) -> str:
+def temp_path_for(path: str, pathmod: ModuleType = os.path) -> str:
     """Return an unused-looking temporary file name next to ``path``.
 
     The name is hidden (leading dot), carries the destination's name for debugging and a random
     token so that concurrent writers never share a temporary file.
+
+    Args:
+        path: The destination file.
+        pathmod: The path module that splits and joins ``path``: :mod:`os.path` for local files,
+            :mod:`posixpath` for URI-style paths.
     """
-    directory, name = os.path.split(path)
-    return os.path.join(directory, f".{name}.{secrets.token_hex(6)}{_TEMP_SUFFIX}")
+    directory, name = pathmod.split(path)
+    tmp: str = pathmod.join(directory, f".{name}.{secrets.token_hex(6)}{_TEMP_SUFFIX}")
+    return tmp
 
 
 def _fsync_directory(directory: str) -> None:

@@ -8,6 +8,7 @@ imported when a handler is first used, not when this module is imported.
 
 from __future__ import annotations
 
+import sys
 from abc import ABCMeta, abstractmethod
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -55,11 +56,18 @@ class BaseFileHandler(metaclass=ABCMeta):
 
 
 def _json_default(obj: Any) -> Any:
-    """Make sets, ranges, numpy arrays and numpy scalars JSON-serializable (as MMEngine)."""
+    """Make sets, ranges, numpy values and tensors JSON-serializable.
+
+    Sets, ranges, numpy arrays and numpy scalars as MMEngine; a tensor (when torch is imported
+    already) becomes a number if it has one element, else nested lists.
+    """
+    torch_module = sys.modules.get("torch")
+    if torch_module is not None and isinstance(obj, torch_module.Tensor):
+        return obj.item() if obj.numel() == 1 else obj.tolist()
     if isinstance(obj, (set, frozenset, range)):
         return list(obj)
-    # numpy (and tensors) without importing numpy: ndarray.tolist() gives lists, numpy scalars'
-    # .tolist() gives plain Python numbers.
+    # numpy without importing numpy: ndarray.tolist() gives lists, numpy scalars' .tolist() gives
+    # plain Python numbers.
     if type(obj).__module__.split(".")[0] == "numpy" and hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")

@@ -13,7 +13,8 @@ training loop logged without synchronising are converted, all of them in one tra
 The processor reads these runner attributes (MMEngine's names): ``message_hub``, ``iter``,
 ``epoch``, ``max_epochs``, ``max_iters``, ``model`` (``output_device`` for the memory figure),
 ``train_loop`` / ``val_loop`` / ``test_loop`` (their ``dataloader`` lengths) and ``_train_loop``
-(``None`` or a config dict when the runner does not train, as in ``runner.val()`` alone).
+(``None`` or a config dict when the runner does not train, as in ``runner.val()`` alone; a runner
+without ``_train_loop`` is taken to train, as the hooks take it).
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ import datetime
 import re
 import sys
 from collections import OrderedDict
-from collections.abc import Mapping
+from functools import partial
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from treadle.core.logging.history_buffer import HistoryBuffer, flush_history_buffers
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["LogProcessor"]
 
@@ -61,18 +65,6 @@ def _copy_tag(tag: OrderedDict[str, Any]) -> OrderedDict[str, Any]:
         if type(value) not in _ATOMIC:
             copied[key] = copy.deepcopy(value, memo)
     return copied
-
-
-def _train_loop_built(runner: Any) -> bool:
-    """Whether the runner trains (MMEngine: ``_train_loop`` is neither None nor a config)."""
-    try:
-        loop = runner._train_loop
-    except AttributeError:
-        try:
-            loop = runner.train_loop
-        except Exception:
-            return False
-    return loop is not None and not isinstance(loop, Mapping)
 
 
 class LogProcessor:
@@ -143,10 +135,11 @@ class LogProcessor:
         """
         self._check_mode(mode, _MODES)
         parsed_cfg = self._parse_windows_size(runner, batch_idx, self.custom_cfg)
-        log_tag = self._collect_scalars(parsed_cfg, runner, mode)
         if self.log_with_hierarchy:
-            tag = self._collect_scalars(parsed_cfg, runner, mode, reserve_prefix=True)
+            # One pass (one flush, each statistic computed once) for both key forms.
+            log_tag, tag = self._collect_scalar_tags(parsed_cfg, runner, mode, (False, True))
         else:
+            log_tag = self._collect_scalars(parsed_cfg, runner, mode)
             tag = _copy_tag(log_tag)
 
         # Learning rates (and anything else ending in "lr") go first, in scientific notation.
@@ -159,7 +152,10 @@ class LogProcessor:
                 lr_parts.append(f"{short}: {value:.{self.num_digits}e}")
         lr_str = " ".join(lr_parts)
 
-        train_built = _train_loop_built(runner)
+        # Imported here: importing treadle.core.hooks imports pluggy, which logging does not need.
+        from treadle.core.hooks._utils import train_loop_built
+
+        train_built = train_loop_built(runner)
         if self.by_epoch:
             dataloader_len = self._get_dataloader_size(runner, mode)
             cur_iter = str(self._get_iter(runner, batch_idx)).rjust(len(str(dataloader_len)))
@@ -267,32 +263,66 @@ class LogProcessor:
         self, custom_cfg: list[dict[str, Any]], runner: Any, mode: str, reserve_prefix: bool = False
     ) -> OrderedDict[str, Any]:
         """Statistics of the ``mode`` scalars: smoothed or latest, then ``custom_cfg``'s."""
-        mode_scalars: dict[str, HistoryBuffer] = {}
+        return self._collect_scalar_tags(custom_cfg, runner, mode, (reserve_prefix,))[0]
+
+    def _collect_scalar_tags(
+        self,
+        custom_cfg: list[dict[str, Any]],
+        runner: Any,
+        mode: str,
+        reserve_prefix: tuple[bool, ...],
+    ) -> list[OrderedDict[str, Any]]:
+        """:meth:`_collect_scalars` for each ``reserve_prefix`` value, from one pass.
+
+        The buffers are flushed once, and a statistic that two tags take from the same buffer
+        the same way is computed once (values other than plain numbers are copied, so the tags
+        share none). Each tag is what its own ``_collect_scalars`` call returns.
+        """
         # As MMEngine: a key belongs to a mode when it starts with the mode's name.
         prefix = f"{mode}/"
-        for prefixed, buffer in runner.message_hub.log_scalars.items():
-            if prefixed.startswith(mode):
-                key = prefixed if reserve_prefix else _remove_prefix(prefixed, prefix)
-                mode_scalars[key] = buffer
+        matched = [
+            (prefixed, buffer)
+            for prefixed, buffer in runner.message_hub.log_scalars.items()
+            if prefixed.startswith(mode)
+        ]
         # One host-device transfer for every tensor logged since the last interval.
-        flush_history_buffers(mode_scalars.values())
+        flush_history_buffers([buffer for _, buffer in matched])
 
-        tag: OrderedDict[str, Any] = OrderedDict()
-        for key, buffer in mode_scalars.items():
-            if self.mean_pattern.search(key) is not None:
-                tag[key] = buffer.mean(self.window_size)
-            else:
-                tag[key] = buffer.current()
-        for log_cfg in custom_cfg:
-            statistic = dict(log_cfg)
-            data_src = statistic.pop("data_src")
-            log_name = statistic.pop("log_name", data_src)
-            if reserve_prefix:
-                data_src = f"{mode}/{data_src}"
-                log_name = f"{mode}/{log_name}"
-            if data_src in mode_scalars:
-                tag[log_name] = mode_scalars[data_src].statistics(**statistic)
-        return tag
+        computed: dict[tuple[Any, ...], Any] = {}
+
+        def once(key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+            if key in computed:
+                value = computed[key]
+                return value if type(value) in _ATOMIC else copy.deepcopy(value)
+            value = computed[key] = compute()
+            return value
+
+        tags = []
+        for keep_prefix in reserve_prefix:
+            mode_scalars: dict[str, HistoryBuffer] = {}
+            for prefixed, buffer in matched:
+                key = prefixed if keep_prefix else _remove_prefix(prefixed, prefix)
+                mode_scalars[key] = buffer
+            tag: OrderedDict[str, Any] = OrderedDict()
+            for key, buffer in mode_scalars.items():
+                if self.mean_pattern.search(key) is not None:
+                    tag[key] = once(("mean", id(buffer)), partial(buffer.mean, self.window_size))
+                else:
+                    tag[key] = once(("current", id(buffer)), buffer.current)
+            for index, log_cfg in enumerate(custom_cfg):
+                statistic = dict(log_cfg)
+                data_src = statistic.pop("data_src")
+                log_name = statistic.pop("log_name", data_src)
+                if keep_prefix:
+                    data_src = f"{mode}/{data_src}"
+                    log_name = f"{mode}/{log_name}"
+                if data_src in mode_scalars:
+                    buffer = mode_scalars[data_src]
+                    tag[log_name] = once(
+                        ("custom", index, id(buffer)), partial(buffer.statistics, **statistic)
+                    )
+            tags.append(tag)
+        return tags
 
     def _collect_non_scalars(self, runner: Any, mode: str) -> OrderedDict[str, Any]:
         """Runtime information of ``mode`` (e.g. ``val/confusion`` arrays)."""
@@ -401,7 +431,9 @@ class LogProcessor:
         if mode == "train":
             return int(runner.epoch) + 1
         if mode == "val":
-            return int(runner.epoch) if _train_loop_built(runner) else 0
+            from treadle.core.hooks._utils import train_loop_built
+
+            return int(runner.epoch) if train_loop_built(runner) else 0
         raise ValueError(f"runner mode should be 'train' or 'val', but got {mode}")
 
     def _get_cur_loop(self, runner: Any, mode: str) -> Any:

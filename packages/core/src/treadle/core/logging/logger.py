@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +33,6 @@ FILE_DATEFMT = "%Y/%m/%d %H:%M:%S"
 
 _rank: int | None = None
 _world_size: int | None = None
-_cache_lock = threading.Lock()
 
 
 # ---------------------------------------------------------------------- rank
@@ -278,6 +276,9 @@ class TreadleLogger(logging.Logger, ManagerMixin):
             ``dict(type="RotatingFileHandler", maxBytes=..., backupCount=...)``.
     """
 
+    #: ``get_current_instance()`` creates a logger of this name when none exists.
+    _default_instance_name = "treadle"
+
     def __init__(
         self,
         name: str,
@@ -349,14 +350,6 @@ class TreadleLogger(logging.Logger, ManagerMixin):
         """The local log file this process writes (after the per-rank renaming), if any."""
         return self._log_file
 
-    @classmethod
-    def get_current_instance(cls) -> TreadleLogger:
-        """The most recently created logger; creates ``"treadle"`` if there is none yet."""
-        if not cls._instance_dict:
-            cls.get_instance("treadle")
-        current: TreadleLogger = super().get_current_instance()
-        return current
-
     def isEnabledFor(self, level: int) -> bool:
         """Whether a record of ``level`` would be written by one of the handlers.
 
@@ -383,17 +376,12 @@ class TreadleLogger(logging.Logger, ManagerMixin):
                 handler.handle(record)
 
     def setLevel(self, level: int | str) -> None:
-        """Set the logger's level and clear every TreadleLogger's level cache.
+        """Set the logger's level (an int or a name such as ``"INFO"``).
 
-        ``logging.Logger.setLevel`` clears the caches of loggers in ``logging``'s own manager;
-        these loggers are not in it, so this does the same for them.
+        Unlike ``logging.Logger.setLevel``, there is no level cache to clear: :meth:`isEnabledFor`
+        does not cache.
         """
         self.level = _level_number(level)
-        with _cache_lock:
-            for logger in TreadleLogger._instance_dict.values():
-                cache: dict[int, bool] | None = getattr(logger, "_cache", None)
-                if cache is not None:
-                    cache.clear()
 
 
 #: MMEngine's name for the same class, so code written for MMEngine keeps working.

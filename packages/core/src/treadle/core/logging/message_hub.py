@@ -116,6 +116,9 @@ class MessageHub(ManagerMixin):
         (0.5, 10)
     """
 
+    #: ``get_current_instance()`` creates a hub of this name when none exists.
+    _default_instance_name = DEFAULT_INSTANCE_NAME
+
     def __init__(
         self,
         name: str,
@@ -148,13 +151,6 @@ class MessageHub(ManagerMixin):
         if isinstance(value, dict):
             return OrderedDict(value)
         raise TypeError(f"{name} must be a dict or None, got {type(value).__name__}")
-
-    @classmethod
-    def get_current_instance(cls) -> MessageHub:
-        """The most recently created hub; one named ``"treadle"`` is created if none exists."""
-        if not cls._instance_dict:
-            cls.get_instance(DEFAULT_INSTANCE_NAME)
-        return super().get_current_instance()
 
     # ------------------------------------------------------------------ updating
 

@@ -252,10 +252,7 @@ class BaseDataElement:
         Returns:
             The copy.
         """
-        clone_data = self.__class__()
-        clone_data.set_metainfo(dict(self.metainfo_items()))
-        clone_data.set_data(dict(self.items()))
-        return clone_data
+        return self.new()
 
     # ------------------------------------------------------------------------------ dict-like
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import OrderedDict
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 _T = TypeVar("_T", bound="ManagerMixin")
 
@@ -45,6 +45,9 @@ class ManagerMixin(metaclass=ManagerMeta):
     """
 
     _instance_dict: OrderedDict[str, Any]
+    #: The instance :meth:`get_current_instance` creates (with no arguments) when none exists;
+    #: ``None``: it raises instead.
+    _default_instance_name: ClassVar[str | None] = None
 
     def __init__(self, name: str = "", **kwargs: Any) -> None:
         if not isinstance(name, str):
@@ -80,11 +83,16 @@ class ManagerMixin(metaclass=ManagerMeta):
     def get_current_instance(cls: type[_T]) -> _T:
         """Return the most recently created instance.
 
+        When none exists yet, a class that sets ``_default_instance_name`` gets one of that name
+        (built with no other arguments).
+
         Raises:
-            RuntimeError: When no instance of this class exists yet.
+            RuntimeError: When no instance of this class exists yet and it has no default name.
         """
         with _lock:
             if not cls._instance_dict:
+                if cls._default_instance_name is not None:
+                    return cls.get_instance(cls._default_instance_name)
                 raise RuntimeError(
                     f"No instance of {cls.__name__} exists yet; create one with "
                     f"{cls.__name__}.get_instance(name)"

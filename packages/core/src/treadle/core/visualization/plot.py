@@ -196,11 +196,6 @@ class Canvas:
     def tobytes(self, order: str = "C") -> bytes:
         return bytes(self.pixels)
 
-    def pixel(self, x: int, y: int) -> Color:
-        """The colour at ``(x, y)``."""
-        i = (y * self.width + x) * 3
-        return (self.pixels[i], self.pixels[i + 1], self.pixels[i + 2])
-
     def fill_rect(self, x0: int, y0: int, x1: int, y1: int, color: Color) -> None:
         """Fill the pixels ``x0 <= x < x1``, ``y0 <= y < y1`` (clipped to the canvas)."""
         x0, x1 = max(x0, 0), min(x1, self.width)

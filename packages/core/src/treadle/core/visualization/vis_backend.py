@@ -13,7 +13,6 @@ import copy
 import functools
 import json
 import os
-import sys
 import weakref
 from abc import ABCMeta, abstractmethod
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -86,16 +85,15 @@ class BaseVisBackend(metaclass=ABCMeta):
 
 
 def _json_default(value: Any) -> Any:
-    """Numbers hidden in tensors and numpy objects, as JSON can hold them."""
-    torch_module = sys.modules.get("torch")
-    if torch_module is not None and isinstance(value, torch_module.Tensor):
-        return value.item() if value.numel() == 1 else value.tolist()
-    if isinstance(value, (set, frozenset, range)):
-        return list(value)
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist) and type(value).__module__.startswith("numpy"):
-        return tolist()  # numpy arrays and scalars
-    raise TypeError(f"{type(value).__name__} cannot be written to scalars.json: {value!r}")
+    """Numbers hidden in tensors and numpy objects, as JSON can hold them (as ``fileio.dump``)."""
+    from treadle.core.fileio.handlers import _json_default as fileio_json_default
+
+    try:
+        return fileio_json_default(value)
+    except TypeError:
+        raise TypeError(
+            f"{type(value).__name__} cannot be written to scalars.json: {value!r}"
+        ) from None
 
 
 #: ``json.dumps(value, default=_json_default)``'s encoder, made once (``dumps`` makes one per call).
@@ -144,14 +142,6 @@ def _is_local(path: str) -> bool:
     from treadle.core.fileio import parse_uri_scheme
 
     return parse_uri_scheme(path) == "local"
-
-
-def _join(base: str, *names: str) -> str:
-    if _is_local(base):
-        return os.path.join(base, *names)
-    from treadle.core.fileio import join_path
-
-    return join_path(base, *names)
 
 
 def _check_suffix(argument: str, value: str, suffix: str) -> None:
@@ -217,11 +207,13 @@ class LocalVisBackend(BaseVisBackend):
     def _init_env(self) -> None:
         if self._save_dir is None:
             raise ValueError("LocalVisBackend needs a save_dir to write to")
+        from treadle.core.fileio import join_path
+
         if _is_local(self._save_dir):
             os.makedirs(self._save_dir, exist_ok=True)
-        self._img_save_dir = _join(self._save_dir, self._img_save_dir)
-        self._config_save_file = _join(self._save_dir, self._config_save_file)
-        self._scalar_save_file = _join(self._save_dir, self._scalar_save_file)
+        self._img_save_dir = join_path(self._save_dir, self._img_save_dir)
+        self._config_save_file = join_path(self._save_dir, self._config_save_file)
+        self._scalar_save_file = join_path(self._save_dir, self._scalar_save_file)
 
     @property
     @force_init_env
@@ -248,10 +240,10 @@ class LocalVisBackend(BaseVisBackend):
     def add_image(self, name: str, image: Any, step: int = 0, **kwargs: Any) -> None:
         """Write ``image`` (RGB ``uint8``, ``(H, W, 3)``; grey and RGBA work too) as
         ``vis_image/<name>_<step>.png``."""
-        from treadle.core.fileio import put
+        from treadle.core.fileio import join_path, put
         from treadle.core.visualization.png import encode_png
 
-        put(encode_png(image), _join(self._img_save_dir, f"{name}_{step}.png"))
+        put(encode_png(image), join_path(self._img_save_dir, f"{name}_{step}.png"))
 
     @force_init_env
     def add_scalar(self, name: str, value: Any, step: int = 0, **kwargs: Any) -> None:
@@ -285,7 +277,11 @@ class LocalVisBackend(BaseVisBackend):
             extra_file = self._extra_files.get(file_path)
             if extra_file is None:
                 _check_suffix("file_path", file_path, "json")
-                extra_file = _join(str(self._save_dir), file_path)  # _init_env checked it is set
+                from treadle.core.fileio import join_path
+
+                extra_file = join_path(
+                    str(self._save_dir), file_path
+                )  # _init_env checked it is set
                 if len(self._extra_files) < _MAX_EXTRA_PATHS:
                     self._extra_files[file_path] = extra_file
             if extra_file == self._scalar_save_file:

@@ -88,7 +88,11 @@ class Visualizer(ManagerMixin):
                 "vis_backends must be a list of dicts or vis backends, got "
                 f"{type(vis_backends).__name__}"
             )
-        vis_dir = None if save_dir is None else _join(os.fspath(save_dir), "vis_data")
+        vis_dir: str | None = None
+        if save_dir is not None:
+            from treadle.core.fileio import join_path
+
+            vis_dir = join_path(os.fspath(save_dir), "vis_data")
         for index, entry in enumerate(backends):
             self._add_backend(index, entry, vis_dir)
         if image is not None:
@@ -261,13 +265,3 @@ class Visualizer(ManagerMixin):
                     )
         if error is not None:
             raise error
-
-
-def _join(base: str, name: str) -> str:
-    from treadle.core.fileio import parse_uri_scheme
-
-    if parse_uri_scheme(base) == "local":
-        return os.path.join(base, name)
-    from treadle.core.fileio import join_path
-
-    return join_path(base, name)

@@ -11,11 +11,10 @@ import contextlib
 import errno
 import os
 import posixpath
-import secrets
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from treadle.core.fileio._atomic import atomic_local_path
+from treadle.core.fileio._atomic import atomic_local_path, temp_path_for
 from treadle.core.fileio.backends.base import BaseStorageBackend, _check_list_args
 
 if TYPE_CHECKING:
@@ -94,7 +93,7 @@ class FsspecBackend(BaseStorageBackend):
             return
         if parent:
             self.fs.makedirs(parent, exist_ok=True)
-        tmp = posixpath.join(parent, f".{posixpath.basename(target)}.{secrets.token_hex(6)}.tmp")
+        tmp = temp_path_for(target, posixpath)
         try:
             write(tmp)
             self.fs.mv(tmp, target)

@@ -106,12 +106,6 @@ class LocalBackend(BaseStorageBackend):
             shutil.copymode(src_str, tmp)
         return target
 
-    def _dst_file(self, src: PathType, dst: PathType, dst_is_dir: bool) -> str:
-        dst_str = os.fspath(dst)
-        if dst_is_dir:
-            return os.path.join(dst_str, os.path.basename(os.fspath(src)))
-        return dst_str
-
     def copytree(self, src: PathType, dst: PathType) -> str:
         """Copy a directory tree (hidden files included) to ``dst``, which must not exist.
 
@@ -178,11 +172,7 @@ class LocalBackend(BaseStorageBackend):
             os.symlink(src, dst)
             return True
         except OSError:
-            if os.path.isfile(src):
-                self.copyfile(src, dst)
-            else:
-                self.copytree(src, dst)
-            return False
+            return super().copy_if_symlink_fails(src, dst)
 
     def list_dir_or_file(
         self,
