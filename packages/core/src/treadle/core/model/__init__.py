@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         merge_dict,
         revert_sync_batchnorm,
         stack_batch,
+        unwrap_model,
     )
     from treadle.core.model.weight_init import (
         BaseInit,
@@ -73,6 +74,7 @@ _WHERE: dict[str, str] = {
             "merge_dict",
             "revert_sync_batchnorm",
             "stack_batch",
+            "unwrap_model",
         ],
         "utils",
     ),
@@ -140,6 +142,7 @@ __all__ = [
     "trunc_normal_",
     "trunc_normal_init",
     "uniform_init",
+    "unwrap_model",
     "update_init_info",
     "xavier_init",
 ]

@@ -39,7 +39,7 @@ class BaseAveragedModel(nn.Module):
     Args:
         model: The model to average (deep-copied, with ``requires_grad`` off).
         interval: Average every ``interval`` calls of :meth:`update_parameters`.
-        device: Keep the averaged copy (and ``steps``) on this device.
+        device: Keep the averaged copy on this device (``steps`` always stays on the CPU).
         update_buffers: Average the buffers too (through the state dict).
 
     Raises:
@@ -62,14 +62,11 @@ class BaseAveragedModel(nn.Module):
         self.interval = interval
         if device is not None:
             self.module = self.module.to(device)
-        self.register_buffer("steps", torch.tensor(0, dtype=torch.long, device=device))
+        # `steps` stays on the CPU (see _apply), wherever the averaged copy lives: reading it
+        # for every update needs no device-to-host sync, and it is the only count there is.
+        self.register_buffer("steps", torch.tensor(0, dtype=torch.long, device="cpu"))
         self.update_buffers = update_buffers
         self._refresh_avg_parameters()
-        # A Python mirror of `steps`, so that updates of an averaged model kept on an accelerator
-        # need no device-to-host sync; it is re-read from the buffer whenever a state dict is
-        # loaded. A CPU `steps` buffer (the default) is read directly and stays the truth.
-        self._num_steps = 0
-        self.register_load_state_dict_post_hook(_resync_steps)  # type: ignore[no-untyped-call]
 
     def _refresh_avg_parameters(self) -> None:
         self.avg_parameters: dict[str, Tensor] = (
@@ -83,6 +80,9 @@ class BaseAveragedModel(nn.Module):
     ) -> BaseAveragedModel:
         # .to()/.cuda() may replace buffer tensors; keep avg_parameters pointing at the live ones.
         super()._apply(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        steps = self._buffers.get("steps")
+        if steps is not None and steps.device.type not in ("cpu", "meta"):
+            self._buffers["steps"] = steps.cpu()  # pinned to the CPU (see __init__)
         if hasattr(self, "avg_parameters"):
             self._refresh_avg_parameters()
         return self
@@ -108,7 +108,7 @@ class BaseAveragedModel(nn.Module):
             model: The model being trained, with the same structure as the averaged one.
         """
         source = model.state_dict() if self.update_buffers else dict(model.named_parameters())
-        steps = int(self.steps) if self.steps.device.type == "cpu" else self._num_steps
+        steps = int(self.steps)
         if steps == 0:
             for name, avg in self.avg_parameters.items():
                 avg.data.copy_(source[name].data)
@@ -121,12 +121,6 @@ class BaseAveragedModel(nn.Module):
             for avg_buf, src_buf in zip(self.module.buffers(), model.buffers(), strict=True):
                 avg_buf.data.copy_(src_buf.data.to(avg_buf.device))
         self.steps += 1
-        self._num_steps = steps + 1
-
-
-def _resync_steps(module: nn.Module, incompatible_keys: Any) -> None:
-    if isinstance(module, BaseAveragedModel):
-        module._num_steps = int(module.steps.item())
 
 
 class StochasticWeightAverage(BaseAveragedModel):

@@ -229,36 +229,3 @@ class BaseModel(BaseModule):
                 :meth:`val_step`/:meth:`test_step`: a list of results for the evaluator) or
                 ``"tensor"`` (a tensor, tuple or dict of tensors, for custom use).
         """
-
-    # -----------------------------------------------------------------------------------------
-    # Device moves also move the data preprocessors' target device
-    # -----------------------------------------------------------------------------------------
-
-    def _set_device(self, device: torch.device) -> None:
-        """Set the target device of every :class:`BaseDataPreprocessor` inside the model."""
-        for module in self.modules():
-            if isinstance(module, BaseDataPreprocessor):
-                module._set_device(device)
-
-    def to(self, *args: Any, **kwargs: Any) -> BaseModel:
-        """``nn.Module.to`` that also points the data preprocessors at the new device."""
-        device = torch._C._nn._parse_to(*args, **kwargs)[0]
-        if device is not None:
-            self._set_device(torch.device(device))
-        return super().to(*args, **kwargs)
-
-    def cuda(self, device: int | str | torch.device | None = None) -> BaseModel:
-        """``nn.Module.cuda`` that also points the data preprocessors at the device."""
-        if device is None:
-            target = torch.device("cuda")
-        elif isinstance(device, int):
-            target = torch.device("cuda", device)
-        else:
-            target = torch.device(device)
-        self._set_device(target)
-        return super().cuda(target)
-
-    def cpu(self) -> BaseModel:
-        """``nn.Module.cpu`` that also points the data preprocessors at the CPU."""
-        self._set_device(torch.device("cpu"))
-        return super().cpu()

@@ -7,7 +7,7 @@ also converts channels, normalises, pads and stacks images (MMEngine's
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -22,8 +22,8 @@ __all__ = ["BaseDataPreprocessor", "ImgDataPreprocessor"]
 class BaseDataPreprocessor(nn.Module):
     """Move a batch to the target device; subclasses add batch-level preprocessing.
 
-    The device follows the module: ``.to(device)``, ``.cuda()`` and ``.cpu()`` on it, or on a
-    :class:`~treadle.core.model.BaseModel` holding it, set :attr:`device`.
+    The device follows the module: every move of it or of a module holding it (``.to(device)``,
+    ``.cuda()``, ``.cpu()``, ``.to_empty(device=...)``) sets :attr:`device`.
 
     Args:
         non_blocking: Copy tensors with ``non_blocking=True`` (asynchronous host-to-device copies
@@ -84,26 +84,21 @@ class BaseDataPreprocessor(nn.Module):
     def _set_device(self, device: torch.device) -> None:
         self._device = device
 
-    def to(self, *args: Any, **kwargs: Any) -> BaseDataPreprocessor:
-        """``nn.Module.to`` that also sets :attr:`device` when a device is given."""
-        device = torch._C._nn._parse_to(*args, **kwargs)[0]
-        if device is not None:
-            self._device = torch.device(device)
-        return super().to(*args, **kwargs)
-
-    def cuda(self, device: int | str | torch.device | None = None) -> BaseDataPreprocessor:
-        """``nn.Module.cuda`` that also sets :attr:`device` (the current CUDA device by default)."""
-        if device is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-        elif isinstance(device, int):
-            device = torch.device("cuda", device)
-        self._device = torch.device(device)
-        return super().cuda(self._device)
-
-    def cpu(self) -> BaseDataPreprocessor:
-        """``nn.Module.cpu`` that also sets :attr:`device`."""
-        self._device = torch.device("cpu")
-        return super().cpu()
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Any:
+        # Every move (.to/.cuda/.cpu/.to_empty, on this module or on any parent) goes through
+        # _apply: follow it by applying ``fn`` to an empty probe on the current device. This
+        # yields concrete devices ("cuda:0", not "cuda"), so cast_data's "already there" check
+        # holds, and dtype-only conversions leave the device as it is.
+        try:
+            probe = fn(torch.empty(0, device=self._device))
+        except NotImplementedError:
+            if self._device.type != "meta":
+                raise
+            # Nothing can be copied out of a meta tensor: probe with a CPU one instead.
+            probe = fn(torch.empty(0))
+        if isinstance(probe, torch.Tensor):
+            self._device = probe.device
+        return super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
 
 
 def _check_flippable(shape: torch.Size, dim: int, name: str) -> None:
@@ -181,6 +176,55 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
     def _normalize(self, image: torch.Tensor) -> torch.Tensor:
         return (image - self.mean) / self.std
 
+    def _uniform_images(self, images: Sequence[torch.Tensor]) -> bool:
+        """Whether ``images`` can be stacked and processed as one batch: all ``(C, H, W)`` of
+        one shape and dtype, with ``C`` valid for the flip and the mean (else the per-image path
+        runs and names the offending image)."""
+        if not images:
+            return False
+        first = images[0]
+        shape, dtype = first.shape, first.dtype
+        if len(shape) != 3:
+            return False
+        if self._channel_conversion and shape[0] < 3:
+            return False
+        if self._enable_normalize and self.mean.shape[0] == 3 and shape[0] != 3:
+            return False
+        return all(t.shape == shape and t.dtype == dtype for t in images)
+
+    def _process_batch(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Flip, cast, normalise and pad an ``(N, C, H, W)`` batch already checked."""
+        if self._channel_conversion:
+            inputs = inputs[:, [2, 1, 0], ...]
+        # Cast after the channel flip: indexing the smaller dtype is cheaper.
+        batch = inputs.float()
+        if self._enable_normalize:
+            batch = self._normalize(batch)
+        h, w = batch.shape[2:]
+        div = self.pad_size_divisor
+        pad_h = -(-h // div) * div - h
+        pad_w = -(-w // div) * div - w
+        return F.pad(batch, (0, pad_w, 0, pad_h), "constant", self.pad_value)
+
+    def _process_images(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Flip, cast and normalise images one by one, then pad and stack them."""
+        images = []
+        for i, image in enumerate(inputs):
+            if self._channel_conversion:
+                _check_flippable(image.shape, 0, f"inputs[{i}]")
+                image = image[[2, 1, 0], ...]
+            # Cast after the channel flip: indexing the smaller dtype is cheaper.
+            image = image.float()
+            if self._enable_normalize:
+                if self.mean.shape[0] == 3 and (image.dim() != 3 or image.shape[0] != 3):
+                    raise ValueError(
+                        f"inputs[{i}] must have shape (3, H, W) when mean has 3 values, but "
+                        f"got {tuple(image.shape)}"
+                    )
+                image = self._normalize(image)
+            images.append(image)
+        return stack_batch(images, self.pad_size_divisor, self.pad_value)
+
     def forward(self, data: Any, training: bool = False) -> Any:
         """Preprocess a batch (see the class docstring).
 
@@ -202,22 +246,12 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
             )
         inputs = data["inputs"]
         if isinstance(inputs, (list, tuple)) and all(isinstance(t, torch.Tensor) for t in inputs):
-            images = []
-            for i, image in enumerate(inputs):
-                if self._channel_conversion:
-                    _check_flippable(image.shape, 0, f"inputs[{i}]")
-                    image = image[[2, 1, 0], ...]
-                # Cast after the channel flip: indexing the smaller dtype is cheaper.
-                image = image.float()
-                if self._enable_normalize:
-                    if self.mean.shape[0] == 3 and (image.dim() != 3 or image.shape[0] != 3):
-                        raise ValueError(
-                            f"inputs[{i}] must have shape (3, H, W) when mean has 3 values, but "
-                            f"got {tuple(image.shape)}"
-                        )
-                    image = self._normalize(image)
-                images.append(image)
-            batch = stack_batch(images, self.pad_size_divisor, self.pad_value)
+            if self._uniform_images(inputs):
+                # One shape and dtype for all: stack first and process the batch in one go (the
+                # same values as image by image, in a few kernels instead of a few per image).
+                batch = self._process_batch(torch.stack(list(inputs)))
+            else:
+                batch = self._process_images(inputs)
         elif isinstance(inputs, torch.Tensor):
             if inputs.dim() != 4:
                 raise ValueError(
@@ -226,15 +260,7 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
                 )
             if self._channel_conversion:
                 _check_flippable(inputs.shape, 1, "inputs")
-                inputs = inputs[:, [2, 1, 0], ...]
-            batch = inputs.float()
-            if self._enable_normalize:
-                batch = self._normalize(batch)
-            h, w = batch.shape[2:]
-            div = self.pad_size_divisor
-            pad_h = -(-h // div) * div - h
-            pad_w = -(-w // div) * div - w
-            batch = F.pad(batch, (0, pad_w, 0, pad_h), "constant", self.pad_value)
+            batch = self._process_batch(inputs)
         else:
             raise TypeError(
                 "ImgDataPreprocessor expects data['inputs'] to be an (N, C, H, W) tensor or a list "

@@ -25,6 +25,7 @@ __all__ = [
     "merge_dict",
     "revert_sync_batchnorm",
     "stack_batch",
+    "unwrap_model",
 ]
 
 
@@ -156,6 +157,21 @@ def is_model_wrapper(model: object) -> bool:
     from treadle.core.registry import MODEL_WRAPPERS
 
     return _registered_wrapper(type(model), MODEL_WRAPPERS)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """Return the model inside any model wrappers around ``model`` (``model`` itself if none).
+
+    A wrapper is what :func:`is_model_wrapper` recognises (DDP, DataParallel, or a class in
+    ``MODEL_WRAPPERS``); nested wrappers are peeled one after the other through their
+    ``module`` attribute. A module that merely has a ``module`` attribute is not unwrapped.
+    """
+    while is_model_wrapper(model):
+        inner = getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            break
+        model = inner
+    return model
 
 
 class _BatchNormXd(nn.modules.batchnorm._BatchNorm):

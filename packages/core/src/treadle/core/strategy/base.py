@@ -48,9 +48,14 @@ class Strategy:
         raise NotImplementedError
 
     def unwrap_model(self, model: nn.Module) -> nn.Module:
-        """Return the user's model inside any wrapper this strategy added."""
-        inner = getattr(model, "module", None)
-        return inner if inner is not None and _is_wrapper(model) else model
+        """Return the user's model inside any wrapper this strategy added.
+
+        Peels every model wrapper (DDP, DataParallel, or a class in ``MODEL_WRAPPERS``; see
+        :func:`~treadle.core.model.utils.unwrap_model`).
+        """
+        from treadle.core.model.utils import unwrap_model
+
+        return unwrap_model(model)
 
     # -- collectives (identity with one process) ----------------------------------------------
 
@@ -98,11 +103,3 @@ class Strategy:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(rank={self.rank}, world_size={self.world_size})"
-
-
-def _is_wrapper(model: Any) -> bool:
-    from torch import nn
-
-    return isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) or bool(
-        getattr(model, "_treadle_wrapper", False)
-    )

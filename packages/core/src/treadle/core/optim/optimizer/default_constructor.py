@@ -46,6 +46,8 @@ class _Walk:
     """What one :meth:`DefaultOptimWrapperConstructor.add_params` walk has seen so far."""
 
     seen: set[int]
+    #: ``custom_keys`` in match order: longest first, ties alphabetical.
+    sorted_keys: list[str] = field(default_factory=list)
     frozen: list[str] = field(default_factory=list)
     matched_keys: set[str] = field(default_factory=set)
 
@@ -201,7 +203,12 @@ class DefaultOptimWrapperConstructor:
         walk: _Walk | None = getattr(self, "_walk", None)
         owner = walk is None
         if walk is None:
-            walk = self._walk = _Walk({id(p) for group in params for p in group["params"]})
+            custom_keys = self.paramwise_cfg.get("custom_keys", {})
+            walk = self._walk = _Walk(
+                {id(p) for group in params for p in group["params"]},
+                # Longest key first; among keys of equal length, alphabetical order.
+                sorted_keys=sorted(sorted(custom_keys), key=len, reverse=True),
+            )
         try:
             self._add_module_params(params, module, prefix, is_dcn_module, walk)
             child_is_dcn = _is_dcn(module)
@@ -229,8 +236,7 @@ class DefaultOptimWrapperConstructor:
 
         paramwise_cfg = self.paramwise_cfg
         custom_keys: dict[str, dict[str, Any]] = paramwise_cfg.get("custom_keys", {})
-        # Longest key first; among keys of equal length, alphabetical order.
-        sorted_keys = sorted(sorted(custom_keys), key=len, reverse=True)
+        sorted_keys = walk.sorted_keys
         bias_lr_mult = paramwise_cfg.get("bias_lr_mult", None)
         bias_decay_mult = paramwise_cfg.get("bias_decay_mult", None)
         norm_decay_mult = paramwise_cfg.get("norm_decay_mult", None)
@@ -332,7 +338,8 @@ class DefaultOptimWrapperConstructor:
             The optimizer wrapper, built through ``OPTIM_WRAPPERS`` with the optimizer built
             through ``OPTIMIZERS``.
         """
-        # Wrappers such as DistributedDataParallel hold the real model in `module`.
+        # As in MMEngine, anything with a `module` attribute (DDP and other wrappers) is unwrapped;
+        # tests/core/test_optim_constructor.py pins this.
         model = cast("nn.Module", getattr(model, "module", model))
         optim_wrapper_cfg = self.optim_wrapper_cfg.copy()
         optim_wrapper_cfg.setdefault("type", "OptimWrapper")
@@ -344,10 +351,13 @@ class DefaultOptimWrapperConstructor:
             )
         optimizer_cls = optimizer_cfg["type"]
         if isinstance(optimizer_cls, str):
-            with OPTIMIZERS.switch_scope_and_registry(None) as registry:
+            # Resolved once, where OPTIMIZERS.build would look (honouring `_scope_`); the class
+            # itself then goes to the build below.
+            with OPTIMIZERS.switch_scope_and_registry(optimizer_cfg.get("_scope_")) as registry:
                 optimizer_cls = registry.get(optimizer_cls)
                 if optimizer_cls is None:
                     raise registry._missing_key_error(optimizer_cfg["type"])
+            optimizer_cfg["type"] = optimizer_cls
         # Most optimizers take `params`; some (colossalai's HybridAdam) `model_params`.
         first_arg_name = next(iter(inspect.signature(optimizer_cls).parameters))
         if not self.paramwise_cfg:

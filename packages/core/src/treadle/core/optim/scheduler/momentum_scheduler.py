@@ -8,7 +8,7 @@ no OneCycle momentum scheduler (MMEngine has none either).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from treadle.core.optim.scheduler.param_scheduler import (
     ConstantParamScheduler,
@@ -25,9 +25,6 @@ from treadle.core.optim.scheduler.param_scheduler import (
     _optimizer_defaults,
     _param_groups,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 __all__ = [
     "ConstantMomentum",
@@ -89,9 +86,10 @@ class MomentumSchedulerMixin(ParamScheduler):
             for group in self.optimizer.param_groups:
                 group["betas"] = (group["momentum"], group["betas"][1])
 
-    def step(self) -> None:
-        """Advance one step, then update ``betas`` when the momentum lives there."""
-        super().step()
+    def step(self, *args: Any, **kwargs: Any) -> None:
+        """Advance one step (the scheduler's own ``step``, with its arguments), then update
+        ``betas`` when the momentum lives there."""
+        super().step(*args, **kwargs)
         self._sync_betas()
 
 
@@ -165,12 +163,3 @@ class ReduceOnPlateauMomentum(MomentumSchedulerMixin, ReduceOnPlateauParamSchedu
     :class:`~treadle.core.optim.scheduler.param_scheduler.ReduceOnPlateauParamScheduler` on the
     momentum (``betas[0]`` for Adam-style optimizers); same arguments except ``param_name``.
     """
-
-    def step(self, metrics: Mapping[str, Any] | None = None) -> None:
-        """Count an epoch (``metrics=None``) or judge the monitored metric, then update ``betas``.
-
-        Args:
-            metrics: The validation results; must contain ``monitor``.
-        """
-        ReduceOnPlateauParamScheduler.step(self, metrics)
-        self._sync_betas()
