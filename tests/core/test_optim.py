@@ -582,7 +582,7 @@ def test_optim_wrapper_dict_refuses_ambiguous_calls() -> None:
         wrappers.optim_context(gen),
     ):
         pass
-    wrappers.initialize_count_status(gen, 0, 10)  # a no-op, as in MMEngine
+    wrappers.initialize_count_status(gen, 0, 10)  # each wrapper with its submodule (or gen)
     with pytest.raises(
         KeyError, match=r"no optimizer wrapper called 'critic'.*'generator', 'discriminator'"
     ):

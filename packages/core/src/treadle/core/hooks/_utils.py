@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,6 +47,52 @@ def infer_rule(key: str, greater_keys: Iterable[str], less_keys: Iterable[str]) 
     if any(k in key_lc for k in less):
         return "less"
     return None
+
+
+def _greater(x: Any, y: Any) -> bool:
+    """``x > y`` as a bool: the ``'greater'`` rule's comparison."""
+    return bool(x > y)
+
+
+def _less(x: Any, y: Any) -> bool:
+    """``x < y`` as a bool: the ``'less'`` rule's comparison."""
+    return bool(x < y)
+
+
+def backend_args_from(
+    file_client_args: dict[str, Any] | None, backend_args: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The storage backend's arguments, given as ``backend_args`` or MMEngine's deprecated
+    ``file_client_args`` (which name the backend the same way); warns about the latter.
+
+    Raises:
+        ValueError: Both are given.
+    """
+    if file_client_args is None:
+        return backend_args
+    from treadle.core.logging import print_log
+
+    print_log(
+        '"file_client_args" will be deprecated in future. Please use "backend_args" instead',
+        logger="current",
+        level=logging.WARNING,
+    )
+    if backend_args is not None:
+        raise ValueError('"file_client_args" and "backend_args" cannot be set together')
+    return file_client_args
+
+
+def resolve_out_dir(runner: Any, out_dir: str, backend_args: dict[str, Any] | None) -> str:
+    """``out_dir`` joined with the last directory of ``runner.work_dir`` (MMEngine's rule for a
+    hook's ``out_dir``), the way ``out_dir``'s storage backend joins paths.
+
+    A hook calls this per run with the ``out_dir`` it was given, so that a second run does not
+    join the name twice.
+    """
+    from treadle.core.fileio import join_path
+
+    basename = os.path.basename(os.fspath(runner.work_dir).rstrip("/").rstrip(os.sep))
+    return join_path(out_dir, basename, backend_args=backend_args)
 
 
 def is_main_process(runner: Any) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import posixpath
 from collections import deque
@@ -14,10 +13,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from treadle.core.hooks._utils import (
     DEFAULT_GREATER_KEYS,
     DEFAULT_LESS_KEYS,
+    _greater,
+    _less,
+    backend_args_from,
     check_bool,
     check_int,
     infer_rule,
     is_main_process,
+    resolve_out_dir,
 )
 from treadle.core.hooks.hook import DATA_BATCH, Hook
 
@@ -27,14 +30,6 @@ if TYPE_CHECKING:
     from treadle.core.fileio import BaseStorageBackend
 
 __all__ = ["CheckpointHook"]
-
-
-def _greater(x: Any, y: Any) -> bool:
-    return bool(x > y)
-
-
-def _less(x: Any, y: Any) -> bool:
-    return bool(x < y)
 
 
 class CheckpointHook(Hook):
@@ -126,25 +121,15 @@ class CheckpointHook(Hook):
         self.by_epoch = by_epoch
         self.save_optimizer = save_optimizer
         self.save_param_scheduler = save_param_scheduler
-        self.out_dir: str | None = None if out_dir is None else os.fspath(out_dir)
+        #: ``out_dir`` as given; :attr:`out_dir` is where this run saves (see before_train).
+        self._given_out_dir: str | None = None if out_dir is None else os.fspath(out_dir)
+        self.out_dir = self._given_out_dir
         self.max_keep_ckpts = max_keep_ckpts
         self.save_last = save_last
         self.args = kwargs
 
-        if file_client_args is not None:
-            from treadle.core.logging import print_log
-
-            print_log(
-                '"file_client_args" will be deprecated in future. Please use "backend_args" '
-                "instead",
-                logger="current",
-                level=logging.WARNING,
-            )
-            if backend_args is not None:
-                raise ValueError('"file_client_args" and "backend_args" cannot be set together')
         self.file_client_args = file_client_args
-        # The deprecated file_client_args name the backend the same way backend_args do.
-        self.backend_args = backend_args if file_client_args is None else file_client_args
+        self.backend_args = backend_args_from(file_client_args, backend_args)
 
         if filename_tmpl is None:
             filename_tmpl = "epoch_{}.pth" if by_epoch else "iter_{}.pth"
@@ -260,12 +245,12 @@ class CheckpointHook(Hook):
         from treadle.core.fileio import get_file_backend
 
         work_dir = os.fspath(runner.work_dir)
-        if self.out_dir is None:
+        given = self._given_out_dir
+        if given is None or given == work_dir:
             self.out_dir = work_dir
+        else:
+            self.out_dir = resolve_out_dir(runner, given, self.backend_args)
         self.file_backend = get_file_backend(self.out_dir, backend_args=self.backend_args)
-        if self.out_dir != work_dir:
-            basename = os.path.basename(work_dir.rstrip("/").rstrip(os.sep))
-            self.out_dir = str(self.file_backend.join_path(self.out_dir, basename))
         runner.logger.info(f"Checkpoints will be saved to {self.out_dir}.")
 
         hub = runner.message_hub

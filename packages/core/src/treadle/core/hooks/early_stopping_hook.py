@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 from treadle.core.hooks._utils import (
     DEFAULT_GREATER_KEYS,
     DEFAULT_LESS_KEYS,
+    _greater,
+    _less,
     check_bool,
     check_int,
     infer_rule,
@@ -16,14 +18,6 @@ from treadle.core.hooks._utils import (
 from treadle.core.hooks.hook import Hook
 
 __all__ = ["EarlyStoppingHook"]
-
-
-def _greater(x: Any, y: Any) -> bool:
-    return bool(x > y)
-
-
-def _less(x: Any, y: Any) -> bool:
-    return bool(x < y)
 
 
 class EarlyStoppingHook(Hook):

@@ -74,13 +74,9 @@ class EMAHook(Hook):
 
     def before_run(self, runner: Any) -> None:
         """Build the averaged copy of the (unwrapped) model."""
-        from treadle.core.model.utils import is_model_wrapper
         from treadle.core.registry import MODELS
 
-        model = runner.model
-        if is_model_wrapper(model):
-            model = model.module
-        self.src_model: nn.Module = model
+        self.src_model: nn.Module = runner.strategy.unwrap_model(runner.model)
         self.ema_model: BaseAveragedModel = MODELS.build(
             self.ema_cfg, default_args={"model": self.src_model}
         )

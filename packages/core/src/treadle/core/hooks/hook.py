@@ -246,7 +246,7 @@ def _overrides(cls: type, name: str) -> bool:
 
 
 #: Every lifecycle point a hook can implement: MMEngine's stages plus ``on_exception``.
-POINTS: tuple[str, ...] = (*Hook.stages, "on_exception")
+POINTS: tuple[str, ...] = LIFECYCLE_HOOKS
 
 
 def implemented_points(hook: object, points: Sequence[str] = POINTS) -> list[str]:

@@ -9,7 +9,13 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from treadle.core.hooks._utils import check_bool, check_int, train_loop_built
+from treadle.core.hooks._utils import (
+    backend_args_from,
+    check_bool,
+    check_int,
+    resolve_out_dir,
+    train_loop_built,
+)
 from treadle.core.hooks.hook import DATA_BATCH, Hook
 
 if TYPE_CHECKING:
@@ -72,18 +78,7 @@ class LoggerHook(Hook):
         check_bool(log_metric_by_epoch, "log_metric_by_epoch")
         if out_dir is None and file_client_args is not None:
             raise ValueError("file_client_args must be None when out_dir is not given")
-        if file_client_args is not None:
-            from treadle.core.logging import print_log
-
-            print_log(
-                '"file_client_args" will be deprecated in future. Please use "backend_args" '
-                "instead",
-                logger="current",
-                level=logging.WARNING,
-            )
-            if backend_args is not None:
-                raise ValueError('"file_client_args" and "backend_args" cannot be set together')
-            backend_args = file_client_args
+        backend_args = backend_args_from(file_client_args, backend_args)
         if isinstance(out_suffix, str):
             suffixes: tuple[str, ...] = (out_suffix,)
         elif isinstance(out_suffix, (list, tuple)) and all(isinstance(s, str) for s in out_suffix):
@@ -96,7 +91,9 @@ class LoggerHook(Hook):
         self.interval = interval
         self.interval_exp_name = interval_exp_name
         self.ignore_last = ignore_last
-        self.out_dir: str | None = None if out_dir is None else os.fspath(out_dir)
+        #: ``out_dir`` as given; :attr:`out_dir` is it joined with the run's work dir name.
+        self._given_out_dir: str | None = None if out_dir is None else os.fspath(out_dir)
+        self.out_dir = self._given_out_dir
         self.out_suffix = suffixes
         self.keep_local = keep_local
         self.file_client_args = file_client_args
@@ -111,11 +108,8 @@ class LoggerHook(Hook):
 
     def before_run(self, runner: Any) -> None:
         """Resolve ``out_dir`` and name the JSON scalar log after the run's timestamp."""
-        if self.out_dir is not None:
-            from treadle.core.fileio import join_path
-
-            basename = os.path.basename(os.fspath(runner.work_dir).rstrip("/").rstrip(os.sep))
-            self.out_dir = join_path(self.out_dir, basename, backend_args=self.backend_args)
+        if self._given_out_dir is not None:
+            self.out_dir = resolve_out_dir(runner, self._given_out_dir, self.backend_args)
             runner.logger.info(f"Text logs will be saved to {self.out_dir} after the run.")
         self.json_log_path = f"{runner.timestamp}.json"
 

@@ -21,12 +21,6 @@ class DistSamplerSeedHook(Hook):
 
     def before_train_epoch(self, runner: Any) -> None:
         """Seed the sampler's shuffle with the epoch number."""
-        dataloader = runner.train_loop.dataloader
-        sampler: Any = getattr(dataloader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(runner.epoch)
-            return
-        batch_sampler = getattr(dataloader, "batch_sampler", None)
-        inner: Any = getattr(batch_sampler, "sampler", None)
-        if hasattr(inner, "set_epoch"):
-            inner.set_epoch(runner.epoch)
+        from treadle.core.runner.loops import _set_epoch
+
+        _set_epoch(runner.train_loop.dataloader, runner.epoch)

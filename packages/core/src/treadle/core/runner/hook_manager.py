@@ -10,7 +10,10 @@ Each Runner owns one :class:`RunnerHookManager`. It accepts three kinds of hook:
 
 pluggy calls the implementation registered last first, so hooks are (re-)registered in descending
 ``(priority, insertion index)`` order: the call order is ascending priority, first come first among
-equals, for ``before_*`` and ``after_*`` points alike (MMEngine's rule).
+equals, for ``before_*`` and ``after_*`` points alike (MMEngine's rule). :meth:`RunnerHookManager.
+register` only records the hook; pluggy is brought up to date (every hook re-registered once) the
+next time it is read, so that registering ``n`` hooks costs ``n`` pluggy registrations, not
+``n²/2``.
 
 :meth:`RunnerHookManager.call` is the hot path (twice per training iteration). pluggy stays the
 registry: it validates implementations and orders them. While its default executor is in place
@@ -85,15 +88,19 @@ class RunnerHookManager:
     """
 
     def __init__(self) -> None:
-        self._pm: pluggy.PluginManager = new_plugin_manager(_Manager)
-        self.hook = self._pm.hook
+        self._pluggy: pluggy.PluginManager = new_plugin_manager(_Manager)
         self._entries: list[tuple[int, int, object]] = []  # (priority, index, hook)
         self._next_index = 0
+        #: Whether hooks were registered since pluggy was last brought up to date.
+        self._dirty = False
         self._plans: dict[str, _Positional | _Plan | None] = {}
         self._train_iter_functions: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
 
     def register(self, hook: object, priority: int | str | None = None) -> None:
         """Add ``hook`` with ``priority`` (default: its ``priority`` attribute, else NORMAL).
+
+        pluggy takes (and validates) the hook when it is next read: at the next hook call, or
+        through :attr:`hook`.
 
         Raises:
             ValueError: When ``hook`` is already registered, or its priority is invalid.
@@ -112,7 +119,27 @@ class RunnerHookManager:
             hook.priority = value  # MMEngine keeps the resolved priority on the hook
         self._entries.append((number, self._next_index, hook))
         self._next_index += 1
-        self._reregister()
+        # pluggy is re-registered when next read (sync); the plans built from it are stale now.
+        self._dirty = True
+        self._plans.clear()
+        self._train_iter_functions = None
+
+    @property
+    def _pm(self) -> pluggy.PluginManager:
+        """The pluggy manager, with every registered hook in it."""
+        self.sync()
+        return self._pluggy
+
+    @property
+    def hook(self) -> Any:
+        """pluggy's hook relay (every registered hook in it)."""
+        self.sync()
+        return self._pluggy.hook
+
+    def sync(self) -> None:
+        """Bring pluggy up to date with the hooks registered since it was last read."""
+        if self._dirty:
+            self._reregister()
 
     def call(self, name: str, kwargs: dict[str, Any]) -> None:
         """Call every implementation of the lifecycle point ``name`` with ``kwargs``.
@@ -120,7 +147,7 @@ class RunnerHookManager:
         Raises:
             TypeError: When ``kwargs`` lacks an argument an implementation takes.
         """
-        if self._pm._inner_hookexec is not _DEFAULT_EXEC:
+        if self._pluggy._inner_hookexec is not _DEFAULT_EXEC:
             getattr(self.hook, name)(**kwargs)
             return
         plan = self._cached_plan(name)
@@ -165,7 +192,7 @@ class RunnerHookManager:
         None when either point must go through :meth:`call` (pluggy tracing or monitoring, a
         wrapper, or an implementation that takes other arguments).
         """
-        if self._pm._inner_hookexec is not _DEFAULT_EXEC:
+        if self._pluggy._inner_hookexec is not _DEFAULT_EXEC:
             return None
         functions = self._train_iter_functions
         if functions is None:
@@ -210,13 +237,27 @@ class RunnerHookManager:
         return tuple(plan)
 
     def _reregister(self) -> None:
+        """Register every hook with pluggy again, in descending ``(priority, index)`` order.
+
+        Raises:
+            pluggy.PluginValidationError: A hook's implementations do not match the hook
+                specifications. That hook is dropped (the others are registered at the next
+                read), so the manager stays usable, e.g. for ``on_exception``.
+        """
+        self._dirty = False
         self._plans.clear()
         self._train_iter_functions = None
+        pm = self._pluggy
         for _, _, hook in self._entries:
-            if self._pm.is_registered(hook):
-                self._pm.unregister(hook)
+            if pm.is_registered(hook):
+                pm.unregister(hook)
         for _, index, hook in sorted(self._entries, reverse=True, key=lambda e: e[:2]):
-            self._pm.register(hook, name=f"{type(hook).__name__}#{index}")
+            try:
+                pm.register(hook, name=f"{type(hook).__name__}#{index}")
+            except Exception:
+                self._entries = [entry for entry in self._entries if entry[2] is not hook]
+                self._dirty = True
+                raise
 
     @property
     def hooks(self) -> list[object]:

@@ -87,8 +87,13 @@ def _sampler(dataloader: DataLoader[Any]) -> Any:
     return inner if inner is not None else dataloader.sampler
 
 
-def _set_epoch(dataloader: DataLoader[Any], epoch: int) -> None:
-    sampler = _sampler(dataloader)
+def _set_epoch(dataloader: Any, epoch: int) -> None:
+    """Call ``set_epoch(epoch)`` on the dataloader's sampler, MMEngine's way: on
+    ``dataloader.sampler`` when it has one, else on ``dataloader.batch_sampler.sampler``; samplers
+    without ``set_epoch`` are left alone."""
+    sampler: Any = getattr(dataloader, "sampler", None)
+    if not hasattr(sampler, "set_epoch"):
+        sampler = getattr(getattr(dataloader, "batch_sampler", None), "sampler", None)
     if hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)
 
@@ -450,7 +455,8 @@ class _Evaluation:
 
 
 class _EvalLoop(BaseLoop):
-    """What ValLoop and TestLoop share: one or several (dataloader, evaluator) pairs."""
+    """What ValLoop and TestLoop share: one or several (dataloader, evaluator) pairs, run as
+    ``stage`` (``'val'`` or ``'test'``: the hook points and the model's ``<stage>_step``)."""
 
     stage = "val"
 
@@ -502,6 +508,18 @@ class _EvalLoop(BaseLoop):
         device = self.runner.strategy.device.type
         dtype = torch.float16 if device == "cuda" else torch.bfloat16
         return torch.autocast(device_type=device, dtype=dtype)
+
+    def run(self) -> dict[str, Any]:
+        """Evaluate every dataloader and return the metrics."""
+        runner = self.runner
+        stage = self.stage
+        runner.call_hook(f"before_{stage}")
+        runner.call_hook(f"before_{stage}_epoch")
+        runner.model.eval()
+        metrics = self._evaluate_all(f"{stage}_step")
+        runner.call_hook(f"after_{stage}_epoch", metrics=metrics)
+        runner.call_hook(f"after_{stage}")
+        return metrics
 
     def _evaluate_all(self, step_name: str) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
@@ -561,31 +579,9 @@ class ValLoop(_EvalLoop):
 
     stage = "val"
 
-    def run(self) -> dict[str, Any]:
-        """Validate and return the metrics."""
-        runner = self.runner
-        runner.call_hook("before_val")
-        runner.call_hook("before_val_epoch")
-        runner.model.eval()
-        metrics = self._evaluate_all("val_step")
-        runner.call_hook("after_val_epoch", metrics=metrics)
-        runner.call_hook("after_val")
-        return metrics
-
 
 class TestLoop(_EvalLoop):
     """Test (MMEngine's ``TestLoop``); arguments as :class:`ValLoop`."""
 
     stage = "test"
     __test__ = False  # not a pytest test class
-
-    def run(self) -> dict[str, Any]:
-        """Test and return the metrics."""
-        runner = self.runner
-        runner.call_hook("before_test")
-        runner.call_hook("before_test_epoch")
-        runner.model.eval()
-        metrics = self._evaluate_all("test_step")
-        runner.call_hook("after_test_epoch", metrics=metrics)
-        runner.call_hook("after_test")
-        return metrics

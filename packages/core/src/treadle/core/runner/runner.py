@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from treadle.core.config import Config
 from treadle.core.fileio import join_path
-from treadle.core.logging import TreadleLogger, set_rank
+from treadle.core.logging import MessageHub, TreadleLogger, set_rank
 from treadle.core.registry import (
     EVALUATOR,
     HOOKS,
@@ -30,6 +30,7 @@ from treadle.core.registry import (
     VISUALIZERS,
     DefaultScope,
 )
+from treadle.core.runner.checkpoint import DEFAULT_REVISE_KEYS
 from treadle.core.runner.hook_manager import RunnerHookManager, has_lifecycle_hookimpls
 from treadle.core.runner.utils import is_remote_path, set_random_seed, setup_env
 from treadle.core.version import __version__
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from torch import nn
     from torch.utils.data import DataLoader
 
-    from treadle.core.logging import MessageHub
     from treadle.core.runner.loops import BaseLoop
     from treadle.core.strategy import Strategy
 
@@ -56,6 +56,13 @@ _DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
     # New in treadle: a progress line on a terminal (nothing otherwise; `progress=None` removes it).
     "progress": {"type": "ProgressHook"},
 }
+
+
+def _missing_eval_parts(stage: str) -> RuntimeError:
+    return RuntimeError(
+        f"{stage}() needs {stage}_dataloader, {stage}_cfg and {stage}_evaluator; the Runner was "
+        "built without them"
+    )
 
 
 def _all_or_none(stage: str, **values: Any) -> None:
@@ -172,8 +179,6 @@ class Runner:
             experiment_name = f"{stem}_{self._timestamp}" if stem else self._timestamp
             # Runs built in the same second in one process (sweeps, tests) must not share a
             # MessageHub, logger or scope: those are named after the experiment.
-            from treadle.core.logging import MessageHub
-
             base, n = experiment_name, 0
             while MessageHub.check_instance_created(experiment_name):
                 n += 1
@@ -185,8 +190,6 @@ class Runner:
             self._experiment_name, scope_name=default_scope
         )
         self.logger = self.build_logger(log_level=log_level)
-        from treadle.core.logging import MessageHub
-
         self.message_hub: MessageHub = MessageHub.get_instance(self._experiment_name)
         self.visualizer = self.build_visualizer(visualizer)
         if self.cfg:
@@ -202,6 +205,7 @@ class Runner:
         self._direct_hooks = type(self).call_hook is Runner.call_hook
         self.register_hooks(default_hooks, custom_hooks)
         self._register_plugin_hooks()
+        self._hooks.sync()  # into pluggy once, all together: a hook it rejects fails here
         self.dump_config()
 
     # -- construction ----------------------------------------------------------------------
@@ -435,17 +439,10 @@ class Runner:
             "constructor" not in optim_wrapper
             and optimizer is None
             and optim_wrapper
-            and all(isinstance(v, OptimWrapper) for v in optim_wrapper.values())
-        ):
-            # MMEngine: a dict of built wrappers, one per optimizer
-            return OptimWrapperDict(**optim_wrapper)
-        if (
-            "constructor" not in optim_wrapper
-            and optimizer is None
-            and optim_wrapper
             and all(isinstance(v, (Mapping, OptimWrapper)) for v in optim_wrapper.values())
         ):
-            # one wrapper per submodule named like the key (model.generator, …)
+            # one wrapper per submodule named like the key (model.generator, …); built wrappers
+            # as they are (MMEngine: a dict of built wrappers, one per optimizer)
             missing = [
                 name
                 for name, sub in optim_wrapper.items()
@@ -483,7 +480,8 @@ class Runner:
                 built.append(item)
                 continue
             cfg = dict(item)
-            if self._train_loop is not None and not isinstance(self._train_loop, Mapping):
+            # A train dataloader means a train loop, which reading its length above has built.
+            if self._train_loop is not None:
                 default_end = self.max_epochs if cfg.get("by_epoch", True) else self.max_iters
                 cfg.setdefault("end", default_end)
             built.append(
@@ -642,18 +640,8 @@ class Runner:
         return model  # type: ignore[no-any-return]
 
     def _initialize_count_status(self, init_counts: int, max_counts: int) -> None:
-        from treadle.core.optim import OptimWrapperDict
-
-        if isinstance(self.optim_wrapper, OptimWrapperDict):
-            # MMEngine initialises every wrapper of the dict (each with its own submodule here)
-            model = self.strategy.unwrap_model(self.model)
-            for name, wrapper in self.optim_wrapper.items():
-                part = getattr(model, name, None)
-                wrapper.initialize_count_status(
-                    part if part is not None else self.model, init_counts, max_counts
-                )
-        else:
-            self.optim_wrapper.initialize_count_status(self.model, init_counts, max_counts)
+        # An OptimWrapperDict initialises each of its wrappers with its own submodule.
+        self.optim_wrapper.initialize_count_status(self.model, init_counts, max_counts)
 
     def val(self) -> dict[str, Any]:
         """Validate once and return the metrics."""
@@ -661,16 +649,9 @@ class Runner:
 
     def _val(self) -> dict[str, Any]:
         if self._val_loop is None:
-            raise RuntimeError(
-                "val() needs val_dataloader, val_cfg and val_evaluator; the Runner was built "
-                "without them"
-            )
+            raise _missing_eval_parts("val")
         self._val_loop = self.build_val_loop(self._val_loop)
-        self.call_hook("before_run")
-        self.load_or_resume()
-        metrics = self._val_loop.run()
-        self.call_hook("after_run")
-        return metrics  # type: ignore[no-any-return]
+        return self._run_eval_loop(self._val_loop)
 
     def test(self) -> dict[str, Any]:
         """Test once and return the metrics."""
@@ -678,14 +659,15 @@ class Runner:
 
     def _test(self) -> dict[str, Any]:
         if self._test_loop is None:
-            raise RuntimeError(
-                "test() needs test_dataloader, test_cfg and test_evaluator; the Runner was built "
-                "without them"
-            )
+            raise _missing_eval_parts("test")
         self._test_loop = self.build_test_loop(self._test_loop)
+        return self._run_eval_loop(self._test_loop)
+
+    def _run_eval_loop(self, loop: BaseLoop) -> dict[str, Any]:
+        """Run a validation or test loop on its own, as a whole run."""
         self.call_hook("before_run")
         self.load_or_resume()
-        metrics = self._test_loop.run()
+        metrics = loop.run()
         self.call_hook("after_run")
         return metrics  # type: ignore[no-any-return]
 
@@ -744,7 +726,7 @@ class Runner:
         filename: str,
         map_location: Any = "cpu",
         strict: bool = False,
-        revise_keys: Sequence[tuple[str, str]] = ((r"^module\.", ""),),
+        revise_keys: Sequence[tuple[str, str]] = DEFAULT_REVISE_KEYS,
     ) -> dict[str, Any]:
         """Load model weights from ``filename`` (``load_from``)."""
         from treadle.core.runner.checkpoint import _load_checkpoint_to_model, load_checkpoint

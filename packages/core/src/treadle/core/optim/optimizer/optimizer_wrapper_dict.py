@@ -97,7 +97,25 @@ class OptimWrapperDict(OptimWrapper):
         yield  # pragma: no cover
 
     def initialize_count_status(self, model: nn.Module, init_counts: int, max_counts: int) -> None:
-        """Do nothing: each wrapper is initialised with its own model part by the caller."""
+        """Initialise every wrapper (see :meth:`OptimWrapper.initialize_count_status`), each with
+        the submodule named like it (``model.generator`` for ``"generator"``, looked up inside
+        any model wrapper such as DDP), or with ``model`` when there is none.
+
+        Args:
+            model: The model being trained (wrapped or not).
+            init_counts: The iteration the run starts (or resumes) at.
+            max_counts: The total number of iterations of the run.
+        """
+        from torch.nn import Module
+
+        from treadle.core.model.utils import unwrap_model
+
+        inner = unwrap_model(model)
+        for name, optim_wrapper in self.optim_wrappers.items():
+            part = getattr(inner, name, None)
+            optim_wrapper.initialize_count_status(
+                part if isinstance(part, Module) else model, init_counts, max_counts
+            )
 
     @property
     def param_groups(self) -> dict[str, list[dict[str, Any]]]:  # type: ignore[override]
