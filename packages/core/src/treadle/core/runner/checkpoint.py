@@ -489,17 +489,6 @@ def _state_dict_of(checkpoint: Any, filename: PathType | None = None) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    from treadle.core.model.utils import is_model_wrapper
-
-    while is_model_wrapper(module):
-        inner = getattr(module, "module", None)
-        if inner is None:
-            break
-        module = inner
-    return module
-
-
 def load_state_dict(
     module: nn.Module,
     state_dict: Mapping[str, Any],
@@ -533,6 +522,8 @@ def load_state_dict(
         RuntimeError: ``strict`` and anything does not match (on every rank, so that no rank
             waits for one that stopped).
     """
+    from treadle.core.model.utils import unwrap_model
+
     missing: list[str] = []
     unexpected: list[str] = []
     errors: list[str] = []
@@ -540,7 +531,7 @@ def load_state_dict(
     incompatible = torch.nn.modules.module._IncompatibleKeys(missing, unexpected)
 
     def load(mod: nn.Module, local: dict[str, Any], prefix: str) -> None:
-        mod = _unwrap(mod)
+        mod = unwrap_model(mod)
         local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
         mod._load_from_state_dict(local, prefix, local_metadata, True, missing, unexpected, errors)
         for child_name, child in mod._modules.items():
@@ -708,7 +699,9 @@ def get_state_dict(
     Returns:
         The filled ``destination``.
     """
-    module = _unwrap(module)
+    from treadle.core.model.utils import unwrap_model
+
+    module = unwrap_model(module)
     if destination is None:
         destination = OrderedDict()
         destination._metadata = OrderedDict()  # type: ignore[attr-defined]
