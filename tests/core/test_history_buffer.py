@@ -405,3 +405,17 @@ def test_flush_falls_back_to_one_stack_per_device(monkeypatch: pytest.MonkeyPatc
     assert calls == [6, 6]  # the failed stack per dtype, then the one per (device, dtype)
     assert loss.log_history == [0.0, 1.0, 2.0]
     assert acc.log_history == [0.0, 10.0, 20.0]
+
+
+def test_flush_puts_numbers_back_at_scattered_and_consecutive_positions() -> None:
+    scattered, consecutive, trimmed = HistoryBuffer(), HistoryBuffer(), HistoryBuffer(max_length=4)
+    for i in range(6):
+        scattered.update(torch.tensor(float(i)) if i % 2 else float(10 * i))
+        consecutive.update(float(i) if i < 2 else torch.tensor(i))
+    for i in range(80):  # past max_length and its trimming slack: pending indices shift
+        trimmed.update(torch.tensor(i) if i % 3 else i)
+    flush_history_buffers([scattered, consecutive, trimmed])
+    assert scattered.log_history == [0.0, 1.0, 20.0, 3.0, 40.0, 5.0]
+    assert consecutive.log_history == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert trimmed.log_history == [76, 77, 78, 79]
+    assert all(type(v) is int for v in trimmed.log_history)

@@ -459,3 +459,34 @@ def test_runner_without_private_train_loop_is_taken_to_train() -> None:
     runner = Runner({"iter": 4, "epoch": 2, "max_epochs": 10, "val_len": 5}, hub)
     del runner._train_loop
     assert LogProcessor()._get_epoch(runner, "val") == 2
+
+
+@pytest.mark.parametrize(
+    "seconds", [0, 0.9, 59.9, 60, 3599, 3600, 36000.5, 86399.9, 86400, 10**7 + 0.5, -1, -0.5]
+)
+def test_eta_is_formatted_as_a_timedelta(seconds: float) -> None:
+    import datetime
+
+    from treadle.core.logging.log_processor import _format_eta
+
+    assert _format_eta(seconds) == str(datetime.timedelta(seconds=int(seconds)))
+
+
+def test_cuda_availability_is_asked_again_when_torch_cuda_is_available_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[bool] = []
+
+    def answer(value: bool) -> Any:
+        def is_available() -> bool:
+            calls.append(value)
+            return value
+
+        return is_available
+
+    monkeypatch.setattr(torch.cuda, "is_available", answer(True))
+    assert LogProcessor._cuda_available() and LogProcessor._cuda_available()
+    assert calls == [True]  # asked once, then remembered
+    monkeypatch.setattr(torch.cuda, "is_available", answer(False))
+    assert not LogProcessor._cuda_available()
+    assert calls == [True, False]

@@ -6,6 +6,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from treadle.core.utils.runner_state import train_loop_built as train_loop_built
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -98,21 +100,6 @@ def resolve_out_dir(runner: Any, out_dir: str, backend_args: dict[str, Any] | No
 def is_main_process(runner: Any) -> bool:
     """Whether this process is rank 0 (MMEngine's ``is_main_process``, asked of the runner)."""
     return bool(getattr(runner, "rank", 0) == 0)
-
-
-def train_loop_built(runner: Any) -> bool:
-    """Whether the runner's train loop exists, without building it.
-
-    MMEngine's Runner builds its train loop lazily on first access of ``train_loop`` /
-    ``epoch`` / ``iter``; a hook that only wants a step number during a val/test-only run must not
-    trigger that. A runner without the private ``_train_loop`` attribute is asked directly.
-    """
-    if not hasattr(runner, "_train_loop"):
-        return True
-    from collections.abc import Mapping
-
-    loop = runner._train_loop
-    return loop is not None and not isinstance(loop, Mapping)
 
 
 def check_bool(value: object, name: str) -> None:

@@ -541,11 +541,18 @@ def _stack_into(parts: list[_Part]) -> None:
     """Convert the tensors of ``parts`` with one stack and put the numbers in their buffers."""
     import torch
 
-    numbers = iter(torch.stack(list(chain.from_iterable(part[2] for part in parts))).tolist())
+    numbers = torch.stack(list(chain.from_iterable(part[2] for part in parts))).tolist()
+    start = 0
     for buffer, indices, _ in parts:
-        values = buffer._values
-        for index in indices:
-            values[index] = next(numbers)
+        stop = start + len(indices)
+        first, last = indices[0], indices[-1]
+        if last - first == stop - start - 1:  # consecutive indices (the usual case): one slice
+            buffer._values[first : last + 1] = numbers[start:stop]
+        else:
+            values = buffer._values
+            for index, number in zip(indices, numbers[start:stop], strict=True):
+                values[index] = number
+        start = stop
 
 
 HistoryBuffer._statistics_methods.update(

@@ -24,14 +24,11 @@ import datetime
 import re
 import sys
 from collections import OrderedDict
-from functools import partial
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from treadle.core.logging.history_buffer import HistoryBuffer, flush_history_buffers
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from treadle.core.utils.runner_state import train_loop_built
 
 __all__ = ["LogProcessor"]
 
@@ -57,6 +54,11 @@ def _is_array(value: object) -> bool:
 _ATOMIC = (float, int, str, bool, type(None))
 
 
+def _shared_copy(value: Any) -> Any:
+    """``value`` for another tag: plain numbers as they are, anything else deep-copied."""
+    return value if type(value) in _ATOMIC else copy.deepcopy(value)
+
+
 def _copy_tag(tag: OrderedDict[str, Any]) -> OrderedDict[str, Any]:
     """``copy.deepcopy(tag)`` that copies only the values that are not plain numbers."""
     copied = OrderedDict(tag)
@@ -65,6 +67,19 @@ def _copy_tag(tag: OrderedDict[str, Any]) -> OrderedDict[str, Any]:
         if type(value) not in _ATOMIC:
             copied[key] = copy.deepcopy(value, memo)
     return copied
+
+
+#: ``torch.cuda.is_available`` (the function) -> its answer; see ``LogProcessor._cuda_available``.
+_CUDA_AVAILABLE: dict[Any, bool] = {}
+
+
+def _format_eta(seconds: float) -> str:
+    """``str(datetime.timedelta(seconds=int(seconds)))``, e.g. ``0:01:05``, without datetime
+    for the usual case (under a day)."""
+    whole = int(seconds)
+    if 0 <= whole < 86400:
+        return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+    return str(datetime.timedelta(seconds=whole))
 
 
 class LogProcessor:
@@ -115,6 +130,8 @@ class LogProcessor:
         self.num_digits = num_digits
         self.log_with_hierarchy = log_with_hierarchy
         self.mean_pattern = re.compile(mean_pattern)
+        #: key -> whether it matches mean_pattern; under None, the pattern it was made with.
+        self._mean_keys: dict[str | None, Any] = {}
         self._check_custom_cfg()
 
     # ------------------------------------------------------------------ public API
@@ -152,9 +169,6 @@ class LogProcessor:
                 lr_parts.append(f"{short}: {value:.{self.num_digits}e}")
         lr_str = " ".join(lr_parts)
 
-        # Imported here: importing treadle.core.hooks imports pluggy, which logging does not need.
-        from treadle.core.hooks._utils import train_loop_built
-
         train_built = train_loop_built(runner)
         if self.by_epoch:
             dataloader_len = self._get_dataloader_size(runner, mode)
@@ -183,8 +197,7 @@ class LogProcessor:
         # Timings, when IterTimerHook recorded them.
         message_hub = runner.message_hub
         if "time" in log_tag and "data_time" in log_tag and "eta" in message_hub.runtime_info:
-            eta = datetime.timedelta(seconds=int(message_hub.get_info("eta")))
-            log_str += f"eta: {eta}  "
+            log_str += f"eta: {_format_eta(message_hub.get_info('eta'))}  "
             log_str += (
                 f"time: {log_tag.pop('time'):.{self.num_digits}f}  "
                 f"data_time: {log_tag.pop('data_time'):.{self.num_digits}f}  "
@@ -288,15 +301,10 @@ class LogProcessor:
         # One host-device transfer for every tensor logged since the last interval.
         flush_history_buffers([buffer for _, buffer in matched])
 
-        computed: dict[tuple[Any, ...], Any] = {}
-
-        def once(key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
-            if key in computed:
-                value = computed[key]
-                return value if type(value) in _ATOMIC else copy.deepcopy(value)
-            value = computed[key] = compute()
-            return value
-
+        # Several tags share each statistic (computed once; values other than plain numbers are
+        # copied, so the tags share none). One tag needs no bookkeeping.
+        shared: dict[tuple[Any, ...], Any] | None = {} if len(reserve_prefix) > 1 else None
+        is_mean = self._is_mean_key
         tags = []
         for keep_prefix in reserve_prefix:
             mode_scalars: dict[str, HistoryBuffer] = {}
@@ -305,10 +313,15 @@ class LogProcessor:
                 mode_scalars[key] = buffer
             tag: OrderedDict[str, Any] = OrderedDict()
             for key, buffer in mode_scalars.items():
-                if self.mean_pattern.search(key) is not None:
-                    tag[key] = once(("mean", id(buffer)), partial(buffer.mean, self.window_size))
-                else:
-                    tag[key] = once(("current", id(buffer)), buffer.current)
+                mean = is_mean(key)
+                stat: tuple[Any, ...] = (mean, id(buffer))
+                if shared is not None and stat in shared:
+                    tag[key] = _shared_copy(shared[stat])
+                    continue
+                value = buffer.mean(self.window_size) if mean else buffer.current()
+                if shared is not None:
+                    shared[stat] = value
+                tag[key] = value
             for index, log_cfg in enumerate(custom_cfg):
                 statistic = dict(log_cfg)
                 data_src = statistic.pop("data_src")
@@ -318,11 +331,27 @@ class LogProcessor:
                     log_name = f"{mode}/{log_name}"
                 if data_src in mode_scalars:
                     buffer = mode_scalars[data_src]
-                    tag[log_name] = once(
-                        ("custom", index, id(buffer)), partial(buffer.statistics, **statistic)
-                    )
+                    stat = ("custom", index, id(buffer))
+                    if shared is not None and stat in shared:
+                        tag[log_name] = _shared_copy(shared[stat])
+                        continue
+                    value = buffer.statistics(**statistic)
+                    if shared is not None:
+                        shared[stat] = value
+                    tag[log_name] = value
             tags.append(tag)
         return tags
+
+    def _is_mean_key(self, key: str) -> bool:
+        """Whether ``key`` matches :attr:`mean_pattern` (remembered per key, per pattern)."""
+        cache = self._mean_keys
+        if cache.get(None) is not self.mean_pattern:  # the pattern was replaced: start over
+            cache.clear()
+            cache[None] = self.mean_pattern
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = self.mean_pattern.search(key) is not None
+        return bool(found)
 
     def _collect_non_scalars(self, runner: Any, mode: str) -> OrderedDict[str, Any]:
         """Runtime information of ``mode`` (e.g. ``val/confusion`` arrays)."""
@@ -406,7 +435,16 @@ class LogProcessor:
         torch_module = sys.modules.get("torch")
         if torch_module is None:
             return False
-        return bool(torch_module.cuda.is_available())
+        # Asked at every logging event. The answer cannot change within a process (torch caches
+        # the device count), but the call is not free: keep it, for this very function (so a
+        # patched torch.cuda.is_available is asked anew).
+        is_available = torch_module.cuda.is_available
+        cached = _CUDA_AVAILABLE.get(is_available)
+        if cached is None:
+            cached = _CUDA_AVAILABLE[is_available] = bool(is_available())
+            if len(_CUDA_AVAILABLE) > 8:  # patched again and again (tests): keep the newest
+                del _CUDA_AVAILABLE[next(iter(_CUDA_AVAILABLE))]
+        return cached
 
     def _get_max_memory(self, runner: Any) -> int:
         """Peak CUDA memory allocated by tensors since the last call, in MiB (then reset).
@@ -431,8 +469,6 @@ class LogProcessor:
         if mode == "train":
             return int(runner.epoch) + 1
         if mode == "val":
-            from treadle.core.hooks._utils import train_loop_built
-
             return int(runner.epoch) if train_loop_built(runner) else 0
         raise ValueError(f"runner mode should be 'train' or 'val', but got {mode}")
 
