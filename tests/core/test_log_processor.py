@@ -485,7 +485,8 @@ def test_cuda_availability_is_asked_again_when_torch_cuda_is_available_changes(
         return is_available
 
     monkeypatch.setattr(torch.cuda, "is_available", answer(True))
-    assert LogProcessor._cuda_available() and LogProcessor._cuda_available()
+    assert LogProcessor._cuda_available()
+    assert LogProcessor._cuda_available()
     assert calls == [True]  # asked once, then remembered
     monkeypatch.setattr(torch.cuda, "is_available", answer(False))
     assert not LogProcessor._cuda_available()
