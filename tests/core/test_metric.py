@@ -459,3 +459,33 @@ def test_dump_results_truncates_to_size(tmp_path: Path) -> None:
 def test_dump_results_rejects_other_suffixes(path: str) -> None:
     with pytest.raises(ValueError, match=rf"out_file_path must be a pickle file .*got '{path}'"):
         DumpResults(path)
+
+
+def test_accuracy_skips_the_cpu_copy_of_its_own_results_but_not_a_subclass_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from treadle.core.evaluator import metric as metric_module
+
+    copied: list[int] = []
+    real = metric_module._to_cpu
+
+    def spy(data: Any) -> Any:
+        copied.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(metric_module, "_to_cpu", spy)
+    samples = [{"pred_label": torch.tensor(i % 2), "gt_label": torch.tensor(1)} for i in range(4)]
+
+    plain = Accuracy()
+    plain.process(None, samples)
+    assert plain.evaluate(4) == {"accuracy/top1": 50.0}
+    assert copied == []  # Accuracy.process stores CPU tensors only
+
+    class Scaled(Accuracy):  # its own process could store anything, on any device
+        def process(self, data_batch: Any, data_samples: Any) -> None:
+            super().process(data_batch, data_samples[:2])
+
+    scaled = Scaled()
+    scaled.process(None, samples)
+    assert scaled.evaluate(2) == {"accuracy/top1": 50.0}
+    assert copied == [2]

@@ -175,7 +175,7 @@ class BaseMetric(metaclass=ABCMeta):
             if collectives.rank == 0:
                 assert results is not None
                 try:
-                    metrics = self._compute_prefixed(_to_cpu(results))
+                    metrics = self._compute_prefixed(self._results_to_cpu(results))
                 except Exception as exc:
                     if distributed:  # let the other ranks fail instead of waiting forever
                         collectives.broadcast_object(
@@ -197,6 +197,12 @@ class BaseMetric(metaclass=ABCMeta):
                 "instead of the metrics dict"
             )
         return metrics
+
+    def _results_to_cpu(self, results: list[Any]) -> list[Any]:
+        """The gathered results with every tensor on the CPU, for :meth:`compute_metrics`
+        (MMEngine's ``_to_cpu``). A metric whose :meth:`process` only ever stores CPU tensors may
+        return ``results`` as they are."""
+        return _to_cpu(results)  # type: ignore[no-any-return]
 
     def _compute_prefixed(self, results: list[Any]) -> dict[str, Any]:
         metrics = self.compute_metrics(results)

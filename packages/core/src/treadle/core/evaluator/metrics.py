@@ -69,6 +69,12 @@ class Accuracy(BaseMetric):
         for index, sample in enumerate(samples):
             self.results.append(_sample_result(index, sample))
 
+    def _results_to_cpu(self, results: list[Any]) -> list[Any]:
+        # This class's process() stores CPU tensors only; a subclass's own process() may not.
+        if type(self).process is Accuracy.process:
+            return results
+        return super()._results_to_cpu(results)
+
     def compute_metrics(self, results: list[Any]) -> dict[str, Any]:
         """Top-k accuracies in percent, keyed ``top{k}``."""
         import torch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from treadle.core.hooks.hook import DATA_BATCH, Hook
@@ -11,15 +12,17 @@ __all__ = ["RuntimeInfoHook"]
 
 def _is_scalar(value: Any) -> bool:
     """Whether ``value`` is one number: a Python/numpy number or a one-element tensor/array."""
-    import numpy as np
-    import torch
-
-    if isinstance(value, np.ndarray):
-        return bool(value.size == 1)
-    if isinstance(value, (int, float, np.number)):
+    if isinstance(value, (int, float)):
         return True
-    if isinstance(value, torch.Tensor):
-        return value.numel() == 1
+    # Without importing them: a tensor or an array can only exist once torch / numpy is imported.
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return bool(value.numel() == 1)
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(value, np.ndarray):
+            return bool(value.size == 1)
+        return isinstance(value, np.number)
     return False
 
 
