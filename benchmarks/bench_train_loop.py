@@ -9,10 +9,12 @@ sampler seed, logger, param scheduler, checkpoint) and its default LocalVisBacke
 
 Budget (DESIGN.md): ≤ 30 µs per iteration over the plain loop; Runner construction ≤ 100 ms.
 
-    uv run python benchmarks/bench_train_loop.py [--iters 2000] [--repeat 3] [--mmengine]
+    uv run python benchmarks/bench_train_loop.py [--iters 2000] [--repeat 3] [--mmengine] [--breakdown]
 
 ``--mmengine`` adds MMEngine 0.10.7's Runner on the same run (install it with
-``uv sync --all-packages --group bench``).
+``uv sync --all-packages --group bench``). ``--breakdown`` times the four validations in both loops
+and prints which part of the overhead they account for (the Runner then has one more hook, on
+``before_val``/``after_val`` only).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 
 from treadle.core.dataset import DefaultSampler, default_collate
+from treadle.core.hooks import Hook
 from treadle.core.model import BaseModel
 from treadle.core.registry import DATASETS, MODELS
 from treadle.core.runner import Runner
@@ -126,9 +129,24 @@ def save(model: nn.Module, optimizer: torch.optim.Optimizer, path: str) -> None:
     torch.save({"state_dict": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
 
 
+#: Seconds spent validating in the latest plain_loop / runner_loop call (``--breakdown``).
+VALIDATION_SECONDS = {"plain": 0.0, "runner": 0.0}
+
+
+class ValidationTimer(Hook):
+    """Adds the time from ``before_val`` to ``after_val`` to ``VALIDATION_SECONDS["runner"]``."""
+
+    def before_val(self, runner: Any) -> None:
+        self._start = time.perf_counter()
+
+    def after_val(self, runner: Any) -> None:
+        VALIDATION_SECONDS["runner"] += time.perf_counter() - self._start
+
+
 def plain_loop(iters: int, work_dir: str) -> float:
     """The same work, written by hand: train, time each step, log window means every 50
     iterations to a text log and a JSON-lines file, validate every 500, save at the end."""
+    VALIDATION_SECONDS["plain"] = 0.0
     torch.manual_seed(0)
     model = mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -166,11 +184,13 @@ def plain_loop(iters: int, work_dir: str) -> float:
                 eta = mean_time * (iters - it - 1)
                 write_interval(log, js, it, iters, lr, eta, mean_time, mean_data, mean_loss)
             if (it + 1) % 500 == 0:
+                validation_start = time.perf_counter()
                 model.eval()
                 accuracy = plain_accuracy(model, val)
                 js.write(json.dumps({"accuracy/top1": accuracy, "step": it + 1}) + "\n")
                 model.train()
                 t = time.perf_counter()
+                VALIDATION_SECONDS["plain"] += t - validation_start
     save(model, optimizer, f"{work_dir}/plain.pth")
     return time.perf_counter() - start
 
@@ -205,9 +225,17 @@ def runner_cfg(iters: int, work_dir: str) -> dict[str, Any]:
     }
 
 
-def runner_loop(iters: int, work_dir: str) -> tuple[float, float]:
+def runner_loop(iters: int, work_dir: str, timed_validation: bool = False) -> tuple[float, float]:
+    """Build a Runner on :func:`runner_cfg` and train; ``(training seconds, build seconds)``.
+
+    ``timed_validation`` adds a :class:`ValidationTimer` hook (``--breakdown``).
+    """
+    cfg = runner_cfg(iters, work_dir)
+    VALIDATION_SECONDS["runner"] = 0.0
+    if timed_validation:
+        cfg["custom_hooks"] = [ValidationTimer()]
     t0 = time.perf_counter()
-    runner = Runner.from_cfg(runner_cfg(iters, work_dir))
+    runner = Runner.from_cfg(cfg)
     built = time.perf_counter() - t0
     # Time the loop itself like the plain one: from the first batch to the saved checkpoint.
     start = time.perf_counter()
@@ -269,6 +297,12 @@ def main() -> None:
         action="store_true",
         help="also run MMEngine (needs `uv sync --all-packages --group bench`)",
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="time validation in both loops (a before_val/after_val hook in the Runner) and split "
+        "the overhead into validation and the rest",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("treadle").setLevel(logging.WARNING)
@@ -279,12 +313,13 @@ def main() -> None:
         plain_loop(50, tmp)
         if args.mmengine:
             mmengine_loop(50, f"{tmp}/mm-warm")
-        plain, ours, builds, theirs = [], [], [], []
+        plain, ours, builds, theirs, validation = [], [], [], [], []
         for i in range(args.repeat):
             plain.append(plain_loop(args.iters, tmp))
-            elapsed, built = runner_loop(args.iters, f"{tmp}/run{i}")
+            elapsed, built = runner_loop(args.iters, f"{tmp}/run{i}", args.breakdown)
             ours.append(elapsed)
             builds.append(built)
+            validation.append(VALIDATION_SECONDS["runner"] - VALIDATION_SECONDS["plain"])
             if args.mmengine:
                 theirs.append(mmengine_loop(args.iters, f"{tmp}/mm{i}"))
 
@@ -294,6 +329,12 @@ def main() -> None:
     print(f"  plain PyTorch loop      {p:8.1f} µs/iter")
     print(f"  treadle Runner          {r:8.1f} µs/iter")
     print(f"  framework overhead      {r - p:8.1f} µs/iter   (budget 30)")
+    paired = statistics.median(o - q for o, q in zip(ours, plain, strict=True)) / args.iters * 1e6
+    print(f"    median of the {args.repeat} paired differences {paired:.1f} µs/iter")
+    if args.breakdown:
+        extra = statistics.median(validation) / args.iters * 1e6
+        print(f"    of which validation   {extra:8.1f} µs/iter   (Runner's minus the plain loop's)")
+        print(f"    the rest              {paired - extra:8.1f} µs/iter   (from the paired median)")
     if theirs:
         m = min(theirs) / args.iters * 1e6
         print(f"  MMEngine Runner         {m:8.1f} µs/iter   (overhead {m - p:.1f})")
