@@ -491,3 +491,23 @@ def test_cuda_availability_is_asked_again_when_torch_cuda_is_available_changes(
     monkeypatch.setattr(torch.cuda, "is_available", answer(False))
     assert not LogProcessor._cuda_available()
     assert calls == [True, False]
+
+
+def test_a_subclass_that_skips_log_processor_init_still_smooths() -> None:
+    class Own(LogProcessor):
+        def __init__(self) -> None:  # MMEngine-era subclasses set the attributes themselves
+            self.window_size = 2
+            self.by_epoch = False
+            self.custom_cfg = []
+            self.num_digits = 4
+            self.log_with_hierarchy = False
+            self.mean_pattern = re.compile(r".*loss.*")
+
+    hub = MessageHub(f"lp-{uuid.uuid4().hex[:8]}")
+    runner = Runner({"iter": 1, "epoch": 0, "max_epochs": 1, "train_len": 10}, hub)
+    hub.update_scalar("train/loss", 1.0)
+    hub.update_scalar("train/loss", 3.0)
+    hub.update_scalar("train/acc", 0.5)
+    tag, _ = Own().get_log_after_iter(runner, 1, "train")
+    assert tag["loss"] == 2.0
+    assert tag["acc"] == 0.5

@@ -344,7 +344,10 @@ class LogProcessor:
 
     def _is_mean_key(self, key: str) -> bool:
         """Whether ``key`` matches :attr:`mean_pattern` (remembered per key, per pattern)."""
-        cache = self._mean_keys
+        try:
+            cache = self._mean_keys
+        except AttributeError:  # a subclass whose __init__ does not call LogProcessor's
+            cache = self._mean_keys = {}
         if cache.get(None) is not self.mean_pattern:  # the pattern was replaced: start over
             cache.clear()
             cache[None] = self.mean_pattern
