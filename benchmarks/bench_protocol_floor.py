@@ -33,6 +33,7 @@ from bench_train_loop import (
     BATCH,
     Data,
     Net,
+    endless,
     loader,
     plain_accuracy,
     plain_loop,
@@ -60,18 +61,12 @@ def protocol_loop(iters: int, work_dir: str, hub: bool, step: bool, val: bool) -
     times: list[float] = []
     data_times: list[float] = []
     start = time.perf_counter()
-    epoch, data = 0, iter(train)
+    batches = endless(train)
     model.train()
     with open(f"{work_dir}/floor.log", "w") as log, open(f"{work_dir}/floor.json", "w") as js:
         t = time.perf_counter()
         for it in range(iters):
-            try:
-                batch = next(data)
-            except StopIteration:
-                epoch += 1
-                train.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-                data = iter(train)
-                batch = next(data)
+            batch = next(batches)
             if hub:
                 message_hub.update_info("iter", it)
                 message_hub.update_scalar("train/lr", optimizer.param_groups[0]["lr"])

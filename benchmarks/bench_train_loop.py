@@ -25,6 +25,7 @@ import logging
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
 import torch
@@ -80,6 +81,16 @@ def loader(dataset: Data, shuffle: bool) -> torch.utils.data.DataLoader[Any]:
         sampler=DefaultSampler(dataset, shuffle=shuffle, seed=0),
         collate_fn=default_collate,
     )
+
+
+def endless(train: torch.utils.data.DataLoader[Any]) -> Iterator[Any]:
+    """The batches of ``train``, epoch after epoch, telling the sampler each new epoch (as the
+    Runner's iteration-based loop does)."""
+    epoch = 0
+    while True:
+        yield from train
+        epoch += 1
+        train.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
 
 
 # Shared with bench_protocol_floor.py. Used at logging intervals, validation and the final save,
@@ -155,18 +166,12 @@ def plain_loop(iters: int, work_dir: str) -> float:
     times: list[float] = []
     data_times: list[float] = []
     start = time.perf_counter()
-    epoch, data = 0, iter(train)
+    batches = endless(train)
     model.train()
     with open(f"{work_dir}/plain.log", "w") as log, open(f"{work_dir}/plain.json", "w") as js:
         t = time.perf_counter()
         for it in range(iters):
-            try:
-                batch = next(data)
-            except StopIteration:
-                epoch += 1
-                train.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-                data = iter(train)
-                batch = next(data)
+            batch = next(batches)
             data_times.append(time.perf_counter() - t)
             loss = nn.functional.cross_entropy(model(batch["inputs"]), batch["labels"])
             optimizer.zero_grad()

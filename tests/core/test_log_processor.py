@@ -453,7 +453,7 @@ def test_hierarchy_tags_come_from_one_pass_equal_to_two(monkeypatch: pytest.Monk
 
 
 def test_runner_without_private_train_loop_is_taken_to_train() -> None:
-    # As the hooks (hooks._utils.train_loop_built): no _train_loop means the runner trains.
+    # As the hooks (utils.runner_state.train_loop_built): no _train_loop means the runner trains.
     hub = MessageHub(f"lp-{uuid.uuid4().hex[:8]}")
     hub.update_scalar("val/loss", 0.5)
     runner = Runner({"iter": 4, "epoch": 2, "max_epochs": 10, "val_len": 5}, hub)

@@ -6,8 +6,6 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from treadle.core.utils.runner_state import train_loop_built as train_loop_built
-
 if TYPE_CHECKING:
     from collections.abc import Iterable
 

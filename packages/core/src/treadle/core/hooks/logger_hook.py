@@ -14,9 +14,9 @@ from treadle.core.hooks._utils import (
     check_bool,
     check_int,
     resolve_out_dir,
-    train_loop_built,
 )
 from treadle.core.hooks.hook import DATA_BATCH, Hook
+from treadle.core.utils.runner_state import train_loop_built
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -69,8 +69,8 @@ def _copy_tag(tag: OrderedDict[str, Any]) -> OrderedDict[str, Any]:
     return copied
 
 
-#: ``torch.cuda.is_available`` (the function) -> its answer; see ``LogProcessor._cuda_available``.
-_CUDA_AVAILABLE: dict[Any, bool] = {}
+#: ``(torch.cuda.is_available, its answer)``; see ``LogProcessor._cuda_available``.
+_cuda_answer: tuple[Any, bool] = (None, False)
 
 
 def _format_eta(seconds: float) -> str:
@@ -130,8 +130,8 @@ class LogProcessor:
         self.num_digits = num_digits
         self.log_with_hierarchy = log_with_hierarchy
         self.mean_pattern = re.compile(mean_pattern)
-        #: key -> whether it matches mean_pattern; under None, the pattern it was made with.
-        self._mean_keys: dict[str | None, Any] = {}
+        #: ``(pattern, {key: whether the pattern matches it})``, see :meth:`_is_mean_key`.
+        self._mean_keys: tuple[re.Pattern[str] | None, dict[str, bool]] = (None, {})
         self._check_custom_cfg()
 
     # ------------------------------------------------------------------ public API
@@ -344,17 +344,15 @@ class LogProcessor:
 
     def _is_mean_key(self, key: str) -> bool:
         """Whether ``key`` matches :attr:`mean_pattern` (remembered per key, per pattern)."""
-        try:
-            cache = self._mean_keys
-        except AttributeError:  # a subclass whose __init__ does not call LogProcessor's
-            cache = self._mean_keys = {}
-        if cache.get(None) is not self.mean_pattern:  # the pattern was replaced: start over
-            cache.clear()
-            cache[None] = self.mean_pattern
-        found = cache.get(key)
+        # getattr: a subclass may skip LogProcessor's __init__
+        cached: tuple[Any, dict[str, bool]] = getattr(self, "_mean_keys", (None, {}))
+        pattern, matches = cached
+        if pattern is not self.mean_pattern:  # new, or replaced: start over
+            pattern, matches = self._mean_keys = (self.mean_pattern, {})
+        found = matches.get(key)
         if found is None:
-            found = cache[key] = self.mean_pattern.search(key) is not None
-        return bool(found)
+            found = matches[key] = pattern.search(key) is not None
+        return found
 
     def _collect_non_scalars(self, runner: Any, mode: str) -> OrderedDict[str, Any]:
         """Runtime information of ``mode`` (e.g. ``val/confusion`` arrays)."""
@@ -441,13 +439,11 @@ class LogProcessor:
         # Asked at every logging event. The answer cannot change within a process (torch caches
         # the device count), but the call is not free: keep it, for this very function (so a
         # patched torch.cuda.is_available is asked anew).
+        global _cuda_answer
         is_available = torch_module.cuda.is_available
-        cached = _CUDA_AVAILABLE.get(is_available)
-        if cached is None:
-            cached = _CUDA_AVAILABLE[is_available] = bool(is_available())
-            if len(_CUDA_AVAILABLE) > 8:  # patched again and again (tests): keep the newest
-                del _CUDA_AVAILABLE[next(iter(_CUDA_AVAILABLE))]
-        return cached
+        if _cuda_answer[0] is not is_available:
+            _cuda_answer = (is_available, bool(is_available()))
+        return _cuda_answer[1]
 
     def _get_max_memory(self, runner: Any) -> int:
         """Peak CUDA memory allocated by tensors since the last call, in MiB (then reset).
