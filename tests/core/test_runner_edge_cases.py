@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -467,6 +468,102 @@ def test_resume_loads_the_optimizer_through_the_strategy(toy_cfg: Any) -> None:
     runner = Runner.from_cfg(toy_cfg(resume=True, strategy=_RecordingStrategy()))
     runner.train()
     assert len(runner.strategy.loaded) == 1  # type: ignore[attr-defined]
+
+
+class _PrefixingStrategy(_RecordingStrategy):
+    """Saves the model's weights under ``shard.``-prefixed names and loads only such names: a
+    stand-in for a strategy whose checkpoint keys are not the module's (FSDP's sharded state)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model_loads: list[list[str]] = []
+
+    def model_state_dict(self, model: nn.Module) -> dict[str, Any]:
+        return {f"shard.{k}": v for k, v in super().model_state_dict(model).items()}
+
+    def load_model_state_dict(
+        self, model: nn.Module, state_dict: Any, strict: bool = False, logger: Any = None
+    ) -> None:
+        self.model_loads.append(list(state_dict))
+        if not all(k.startswith("shard.") for k in state_dict):
+            raise AssertionError(f"not this strategy's keys: {list(state_dict)}")
+        plain = {k.removeprefix("shard."): v for k, v in state_dict.items()}
+        super().load_model_state_dict(model, plain, strict=True, logger=logger)
+
+
+def test_resume_and_load_from_load_the_weights_through_the_strategy(toy_cfg: Any) -> None:
+    """The weights saved by ``strategy.model_state_dict`` come back through its pair,
+    ``strategy.load_model_state_dict``: with keys only the strategy understands, the resumed and
+    the loaded model equal the trained one."""
+    trained = Runner.from_cfg(
+        toy_cfg(train_cfg={"by_epoch": True, "max_epochs": 1}, strategy=_PrefixingStrategy())
+    )
+    trained.train()
+    saved = torch.load(os.path.join(trained.work_dir, "epoch_1.pth"), weights_only=True)
+    assert all(k.startswith("shard.") for k in saved["state_dict"])
+
+    resumed = Runner.from_cfg(toy_cfg(resume=True, strategy=_PrefixingStrategy()))
+    resumed.load_or_resume()
+    assert [len(keys) for keys in resumed.strategy.model_loads] == [4]  # type: ignore[attr-defined]
+    loaded = Runner.from_cfg(
+        toy_cfg(
+            load_from=os.path.join(trained.work_dir, "epoch_1.pth"), strategy=_PrefixingStrategy()
+        )
+    )
+    loaded.load_or_resume()
+    assert len(loaded.strategy.model_loads) == 1  # type: ignore[attr-defined]
+    for runner in (resumed, loaded):
+        after = _weights(runner)
+        for name, value in _weights(trained).items():
+            assert torch.equal(after[name], value), name
+
+
+def test_load_from_revises_keys_before_the_strategy_sees_them(toy_cfg: Any, tmp_path: Path) -> None:
+    """A checkpoint saved from a DDP-wrapped model (``module.`` keys, as MMEngine's are) reaches
+    the strategy with the wrapper's prefix stripped (the default ``revise_keys``)."""
+    trained = Runner.from_cfg(toy_cfg(train_cfg={"by_epoch": True, "max_epochs": 1}))
+    trained.train()
+    path = tmp_path / "ddp.pth"
+    weights = {f"module.{k}": v for k, v in _weights(trained).items()}
+    torch.save({"meta": {}, "state_dict": weights}, path)
+
+    class _Recording(_RecordingStrategy):
+        def load_model_state_dict(
+            self, model: nn.Module, state_dict: Any, strict: bool = False, logger: Any = None
+        ) -> None:
+            self.loaded.append(sorted(state_dict))
+            super().load_model_state_dict(model, state_dict, strict, logger)
+
+    runner = Runner.from_cfg(toy_cfg(load_from=str(path), strategy=_Recording()))
+    runner.load_or_resume()
+    assert runner.strategy.loaded == [sorted(_weights(trained))]  # type: ignore[attr-defined]
+    for name, value in _weights(trained).items():
+        assert torch.equal(_weights(runner)[name], value), name
+
+
+def test_strategy_load_model_state_dict_reports_mismatches_as_mmengine(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without ``strict`` a wrongly shaped, an unexpected and a missing key are named in one
+    warning and everything else loads (fine-tuning with another head); with ``strict`` the same
+    state dict raises and names them."""
+    strategy = _RecordingStrategy()
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    source = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 5))
+    state = dict(source.state_dict())
+    state["extra.weight"] = torch.zeros(1)
+    del state["1.bias"]
+    head_before = model[1].weight.detach().clone()
+    with caplog.at_level("WARNING", logger="test.strategy"):
+        strategy.load_model_state_dict(model, state, logger=logging.getLogger("test.strategy"))
+    text = caplog.text
+    assert "size mismatch for 1.weight" in text
+    assert "unexpected key in source state_dict: extra.weight" in text
+    assert "missing keys in source state_dict: 1.bias" in text
+    assert torch.equal(model[0].weight, source[0].weight)  # the matching layer loaded
+    assert torch.equal(model[1].weight, head_before)  # the mismatched one kept its weights
+    with pytest.raises(RuntimeError, match=r"size mismatch for 1\.weight"):
+        strategy.load_model_state_dict(nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2)), state, True)
 
 
 # -- a remote work dir ---------------------------------------------------------------------------

@@ -729,17 +729,30 @@ class Runner:
         revise_keys: Sequence[tuple[str, str]] = DEFAULT_REVISE_KEYS,
     ) -> dict[str, Any]:
         """Load model weights from ``filename`` (``load_from``)."""
-        from treadle.core.runner.checkpoint import _load_checkpoint_to_model, load_checkpoint
+        from treadle.core.runner.checkpoint import load_checkpoint
 
-        loaded = load_checkpoint(filename, map_location=map_location)
-        self.call_hook("after_load_checkpoint", checkpoint=loaded)
-        model = self.strategy.unwrap_model(self.model)
-        checkpoint: dict[str, Any] = _load_checkpoint_to_model(
-            model, loaded, strict=strict, logger=self.logger, revise_keys=list(revise_keys)
-        )
+        checkpoint: dict[str, Any] = load_checkpoint(filename, map_location=map_location)
+        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        self._load_model_weights(checkpoint, strict, revise_keys)
         self._has_loaded = True
         self.logger.info(f"Load checkpoint from {filename}")
         return checkpoint
+
+    def _load_model_weights(
+        self,
+        checkpoint: Any,
+        strict: bool = False,
+        revise_keys: Sequence[tuple[str, str]] = DEFAULT_REVISE_KEYS,
+    ) -> None:
+        """Load a checkpoint's weights (``state_dict``, or the whole dict) into the model through
+        ``strategy.load_model_state_dict``, the pair of the ``strategy.model_state_dict`` that
+        saved them, after ``revise_keys``."""
+        from treadle.core.runner.checkpoint import _revise, _state_dict_of
+
+        state_dict = _revise(_state_dict_of(checkpoint), revise_keys)
+        self.strategy.load_model_state_dict(
+            self.model, state_dict, strict=strict, logger=self.logger
+        )
 
     def resume(
         self,
@@ -749,7 +762,7 @@ class Runner:
         map_location: Any = "default",
     ) -> None:
         """Restore model, optimizer, schedulers, message hub, counters and RNG states."""
-        from treadle.core.runner.checkpoint import _load_checkpoint_to_model, load_checkpoint
+        from treadle.core.runner.checkpoint import load_checkpoint
 
         if map_location == "default":
             map_location = "cpu"
@@ -781,8 +794,7 @@ class Runner:
                 )
             else:
                 self._load_param_schedulers(saved, filename)
-        model = self.strategy.unwrap_model(self.model)
-        _load_checkpoint_to_model(model, checkpoint, strict=False, logger=self.logger)
+        self._load_model_weights(checkpoint)
         rng_state = checkpoint.get("rng_state")
         if (
             rng_state is not None

@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import logging
+    from collections.abc import Mapping
+
     import torch
     from torch import nn
 
@@ -87,10 +90,31 @@ class Strategy:
         return self.unwrap_model(model).state_dict()
 
     def load_model_state_dict(
-        self, model: nn.Module, state_dict: dict[str, Any], strict: bool = False
-    ) -> Any:
-        """Load ``state_dict`` into the unwrapped model; return torch's key report."""
-        return self.unwrap_model(model).load_state_dict(state_dict, strict=strict)
+        self,
+        model: nn.Module,
+        state_dict: Mapping[str, Any],
+        strict: bool = False,
+        logger: logging.Logger | str | None = None,
+    ) -> None:
+        """Load ``state_dict`` (keys as :meth:`model_state_dict` saves them) into the model.
+
+        The Runner's ``load_from`` and ``resume`` load weights through this method, the pair of
+        :meth:`model_state_dict`: a strategy that shards or renames parameters overrides both.
+
+        Mismatches are reported as MMEngine reports them
+        (:func:`~treadle.core.runner.checkpoint.load_state_dict`): without ``strict``, every
+        unexpected, missing and wrongly shaped key is named in one warning and the rest loads
+        (fine-tuning from a checkpoint with another head); with ``strict`` they raise.
+
+        Args:
+            model: The model as the loops call it (wrapped or not).
+            state_dict: Names to tensors, after ``revise_keys``.
+            strict: Raise :class:`RuntimeError` on any mismatch instead of warning.
+            logger: Where the warning goes (rank 0 only).
+        """
+        from treadle.core.runner.checkpoint import load_state_dict
+
+        load_state_dict(self.unwrap_model(model), state_dict, strict, logger)
 
     def optim_state_dict(self, optim_wrapper: Any) -> dict[str, Any]:
         """The optimizer wrapper's state dict as it goes into a checkpoint."""
