@@ -795,18 +795,35 @@ class Runner:
             else:
                 self._load_param_schedulers(saved, filename)
         self._load_model_weights(checkpoint)
-        rng_state = checkpoint.get("rng_state")
-        if (
-            rng_state is not None
-            and self.strategy.rank != 0
-            and self._randomness_cfg.get("diff_rank_seed", False)
-        ):
-            # the checkpoint holds rank 0's generators: other ranks keep their own (reseeded) ones
-            rng_state = None
+        rng_state = self._rng_state_to_resume(checkpoint, filename)
         if rng_state is not None and hasattr(loop, "restore_rng_after_iterator"):
             loop.restore_rng_after_iterator(rng_state)
         self._has_loaded = True
         self.logger.info(f"resumed epoch: {self.epoch}, iter: {self.iter} from {filename}")
+
+    def _rng_state_to_resume(self, checkpoint: dict[str, Any], filename: str) -> Any:
+        """This rank's generator states from ``checkpoint``, or None to keep the current ones.
+
+        A checkpoint saved on as many ranks holds every rank's states (``rng_states``): each
+        rank takes its own, so the resumed run draws what the uninterrupted one would have.
+        Otherwise only rank 0's states are there (``rng_state``): every rank takes them, unless
+        ``diff_rank_seed`` gives the ranks different generators, when ranks other than 0 keep
+        their own, reseeded ones.
+        """
+        rank, world_size = self.strategy.rank, self.strategy.world_size
+        states = checkpoint.get("rng_states")
+        if isinstance(states, (list, tuple)) and len(states) == world_size:
+            return states[rank]
+        if states is not None or world_size > 1:
+            saved_on = len(states) if isinstance(states, (list, tuple)) else 1
+            self.logger.warning(
+                f"{filename} holds the random generator states of {saved_on} rank(s), this run "
+                f"has {world_size}: the resumed run will not draw exactly what an uninterrupted "
+                "one would have"
+            )
+        if rank != 0 and self._randomness_cfg.get("diff_rank_seed", False):
+            return None
+        return checkpoint.get("rng_state")
 
     def _resume_seed(self, resumed_seed: Any) -> None:
         """Take the checkpoint's seed (MMEngine's rule: warn only when the config set another)."""
@@ -874,7 +891,9 @@ class Runner:
         by_epoch: bool = True,
         backend_args: dict[str, Any] | None = None,
     ) -> None:
-        """Write a checkpoint in MMEngine's layout (plus ``rng_state``) to ``out_dir/filename``."""
+        """Write a checkpoint in MMEngine's layout to ``out_dir/filename``, plus the random
+        generator states: ``rng_state`` (this process's; rank 0's when distributed) and, with
+        several ranks, ``rng_states`` (every rank's, gathered through the strategy)."""
         from treadle.core.runner.checkpoint import save_checkpoint, weights_to_cpu
         from treadle.core.runner.rng import get_rng_state
 
@@ -913,7 +932,10 @@ class Runner:
                 }
             else:
                 checkpoint["param_schedulers"] = [s.state_dict() for s in self.param_schedulers]
-        checkpoint["rng_state"] = get_rng_state()
+        rng_state = get_rng_state()
+        checkpoint["rng_state"] = rng_state  # rank 0's when distributed (MMEngine-era readers)
+        if self.strategy.world_size > 1:  # every rank's, for an exact resume on as many ranks
+            checkpoint["rng_states"] = self.strategy.all_gather_object(rng_state)
         self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
         if self.strategy.rank == 0:
             save_checkpoint(checkpoint, join_path(out_dir, filename), backend_args=backend_args)
