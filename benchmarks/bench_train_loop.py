@@ -14,7 +14,10 @@ Budget (DESIGN.md): ≤ 30 µs per iteration over the plain loop; Runner constru
 ``--mmengine`` adds MMEngine 0.10.7's Runner on the same run (install it with
 ``uv sync --all-packages --group bench``). ``--breakdown`` times the four validations in both loops
 and prints which part of the overhead they account for (the Runner then has one more hook, on
-``before_val``/``after_val`` only).
+``before_val``/``after_val`` only), and splits the Runner's training iterations into the
+before-iteration hooks, ``train_step`` (against the plain loop's same span) and the
+after-iteration hooks, with two hooks that run first and last at those points (four more hook
+calls per iteration, so the overhead measured with ``--breakdown`` is a little higher).
 """
 
 from __future__ import annotations
@@ -143,6 +146,42 @@ def save(model: nn.Module, optimizer: torch.optim.Optimizer, path: str) -> None:
 #: Seconds spent validating in the latest plain_loop / runner_loop call (``--breakdown``).
 VALIDATION_SECONDS = {"plain": 0.0, "runner": 0.0}
 
+#: Seconds spent in each part of the training iterations of the latest runner_loop call, and in
+#: the plain loop's step (forward to optimizer step) in the latest plain_loop call
+#: (``--breakdown``). The after hooks include the logging intervals and the final checkpoint.
+ITERATION_SECONDS = {"before hooks": 0.0, "train_step": 0.0, "after hooks": 0.0, "plain step": 0.0}
+_MARKS = {"before": 0.0, "step": 0.0, "after": 0.0}
+
+
+class FirstMark(Hook):
+    """Runs first at both train-iteration points (no default hook has priority HIGHEST)."""
+
+    priority = "HIGHEST"
+
+    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+        _MARKS["before"] = time.perf_counter()
+
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
+        now = _MARKS["after"] = time.perf_counter()
+        ITERATION_SECONDS["train_step"] += now - _MARKS["step"]
+
+
+class LastMark(Hook):
+    """Runs last at both train-iteration points (no default hook has priority LOWEST)."""
+
+    priority = "LOWEST"
+
+    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+        now = _MARKS["step"] = time.perf_counter()
+        ITERATION_SECONDS["before hooks"] += now - _MARKS["before"]
+
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
+        ITERATION_SECONDS["after hooks"] += time.perf_counter() - _MARKS["after"]
+
 
 class ValidationTimer(Hook):
     """Adds the time from ``before_val`` to ``after_val`` to ``VALIDATION_SECONDS["runner"]``."""
@@ -154,10 +193,14 @@ class ValidationTimer(Hook):
         VALIDATION_SECONDS["runner"] += time.perf_counter() - self._start
 
 
-def plain_loop(iters: int, work_dir: str) -> float:
+def plain_loop(iters: int, work_dir: str, timed_step: bool = False) -> float:
     """The same work, written by hand: train, time each step, log window means every 50
-    iterations to a text log and a JSON-lines file, validate every 500, save at the end."""
+    iterations to a text log and a JSON-lines file, validate every 500, save at the end.
+
+    ``timed_step`` adds the time from the forward pass to the optimizer step to
+    ``ITERATION_SECONDS["plain step"]`` (``--breakdown``)."""
     VALIDATION_SECONDS["plain"] = 0.0
+    ITERATION_SECONDS["plain step"] = 0.0
     torch.manual_seed(0)
     model = mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -172,11 +215,14 @@ def plain_loop(iters: int, work_dir: str) -> float:
         t = time.perf_counter()
         for it in range(iters):
             batch = next(batches)
-            data_times.append(time.perf_counter() - t)
+            step_start = time.perf_counter()
+            data_times.append(step_start - t)
             loss = nn.functional.cross_entropy(model(batch["inputs"]), batch["labels"])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if timed_step:
+                ITERATION_SECONDS["plain step"] += time.perf_counter() - step_start
             losses.append(loss.detach())
             now = time.perf_counter()
             times.append(now - t)
@@ -233,12 +279,15 @@ def runner_cfg(iters: int, work_dir: str) -> dict[str, Any]:
 def runner_loop(iters: int, work_dir: str, timed_validation: bool = False) -> tuple[float, float]:
     """Build a Runner on :func:`runner_cfg` and train; ``(training seconds, build seconds)``.
 
-    ``timed_validation`` adds a :class:`ValidationTimer` hook (``--breakdown``).
+    ``timed_validation`` adds a :class:`ValidationTimer` hook and the :class:`FirstMark` and
+    :class:`LastMark` hooks around the default ones (``--breakdown``).
     """
     cfg = runner_cfg(iters, work_dir)
     VALIDATION_SECONDS["runner"] = 0.0
+    for part in ("before hooks", "train_step", "after hooks"):
+        ITERATION_SECONDS[part] = 0.0
     if timed_validation:
-        cfg["custom_hooks"] = [ValidationTimer()]
+        cfg["custom_hooks"] = [ValidationTimer(), FirstMark(), LastMark()]
     t0 = time.perf_counter()
     runner = Runner.from_cfg(cfg)
     built = time.perf_counter() - t0
@@ -319,12 +368,15 @@ def main() -> None:
         if args.mmengine:
             mmengine_loop(50, f"{tmp}/mm-warm")
         plain, ours, builds, theirs, validation = [], [], [], [], []
+        parts: dict[str, list[float]] = {part: [] for part in ITERATION_SECONDS}
         for i in range(args.repeat):
-            plain.append(plain_loop(args.iters, tmp))
+            plain.append(plain_loop(args.iters, tmp, args.breakdown))
             elapsed, built = runner_loop(args.iters, f"{tmp}/run{i}", args.breakdown)
             ours.append(elapsed)
             builds.append(built)
             validation.append(VALIDATION_SECONDS["runner"] - VALIDATION_SECONDS["plain"])
+            for part, seconds in ITERATION_SECONDS.items():
+                parts[part].append(seconds)
             if args.mmengine:
                 theirs.append(mmengine_loop(args.iters, f"{tmp}/mm{i}"))
 
@@ -340,6 +392,18 @@ def main() -> None:
         extra = statistics.median(validation) / args.iters * 1e6
         print(f"    of which validation   {extra:8.1f} µs/iter   (Runner's minus the plain loop's)")
         print(f"    the rest              {paired - extra:8.1f} µs/iter   (from the paired median)")
+        us = {part: statistics.median(v) / args.iters * 1e6 for part, v in parts.items()}
+        print("  the Runner's iterations, timed in place (medians; validation not included):")
+        print(f"    before_train_iter hooks {us['before hooks']:7.1f} µs/iter")
+        print(
+            f"    model.train_step        {us['train_step']:7.1f} µs/iter   (the plain loop's "
+            f"forward to optimizer step: {us['plain step']:.1f}, "
+            f"+{us['train_step'] - us['plain step']:.1f})"
+        )
+        print(
+            f"    after_train_iter hooks  {us['after hooks']:7.1f} µs/iter   (with the logging "
+            "intervals and the final checkpoint)"
+        )
     if theirs:
         m = min(theirs) / args.iters * 1e6
         print(f"  MMEngine Runner         {m:8.1f} µs/iter   (overhead {m - p:.1f})")
