@@ -12,7 +12,6 @@ hooks, the collectives): core ships no distributed strategy (treadle-dist will s
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -89,8 +88,12 @@ WORKER = textwrap.dedent(
                 raise Stop
 
     out, k, keep_rank0_only = sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
-    dist.init_process_group("gloo", timeout=timedelta(seconds=60))
-    rank = dist.get_rank()
+    rank = int(sys.argv[5])
+    # A file rendezvous: no port to pick (and race for) beforehand.
+    dist.init_process_group(
+        "gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=2,
+        timeout=timedelta(seconds=60),
+    )
 
     def cfg(work, **extra):
         return make_cfg(
@@ -132,28 +135,13 @@ WORKER = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _run_two_ranks(tmp_path: Path, k: int, keep_rank0_only: bool) -> list[dict[str, dict]]:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     tests_core = str(Path(__file__).parent)
-    port = _free_port()
     procs = []
     for rank in range(2):
-        env = {
-            **os.environ,
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "RANK": str(rank),
-            "WORLD_SIZE": "2",
-            "LOCAL_RANK": str(rank),
-            "OMP_NUM_THREADS": "1",
-        }
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
         procs.append(
             subprocess.Popen(
                 [
@@ -163,6 +151,7 @@ def _run_two_ranks(tmp_path: Path, k: int, keep_rank0_only: bool) -> list[dict[s
                     str(tmp_path),
                     str(k),
                     "1" if keep_rank0_only else "0",
+                    str(rank),
                 ],
                 env=env,
                 stdout=subprocess.PIPE,

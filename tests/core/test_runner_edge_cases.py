@@ -470,52 +470,105 @@ def test_resume_loads_the_optimizer_through_the_strategy(toy_cfg: Any) -> None:
     assert len(runner.strategy.loaded) == 1  # type: ignore[attr-defined]
 
 
-class _PrefixingStrategy(_RecordingStrategy):
-    """Saves the model's weights under ``shard.``-prefixed names and loads only such names: a
-    stand-in for a strategy whose checkpoint keys are not the module's (FSDP's sharded state)."""
+class _HalvingStrategy(_RecordingStrategy):
+    """Stores the model's weights halved and doubles them back on load: a stand-in for a
+    strategy whose checkpoint tensors are not the module's own (gathered shards, another
+    dtype). Only its own load_model_state_dict gives the trained weights back."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.model_loads: list[list[str]] = []
+        self.model_loads = 0
 
     def model_state_dict(self, model: nn.Module) -> dict[str, Any]:
-        return {f"shard.{k}": v for k, v in super().model_state_dict(model).items()}
+        return {k: v / 2 for k, v in super().model_state_dict(model).items()}
 
     def load_model_state_dict(
         self, model: nn.Module, state_dict: Any, strict: bool = False, logger: Any = None
     ) -> None:
-        self.model_loads.append(list(state_dict))
-        if not all(k.startswith("shard.") for k in state_dict):
-            raise AssertionError(f"not this strategy's keys: {list(state_dict)}")
-        plain = {k.removeprefix("shard."): v for k, v in state_dict.items()}
-        super().load_model_state_dict(model, plain, strict=True, logger=logger)
+        self.model_loads += 1
+        doubled = {k: v * 2 for k, v in state_dict.items()}
+        super().load_model_state_dict(model, doubled, strict=True, logger=logger)
 
 
 def test_resume_and_load_from_load_the_weights_through_the_strategy(toy_cfg: Any) -> None:
     """The weights saved by ``strategy.model_state_dict`` come back through its pair,
-    ``strategy.load_model_state_dict``: with keys only the strategy understands, the resumed and
-    the loaded model equal the trained one."""
+    ``strategy.load_model_state_dict``: the resumed and the loaded model equal the trained one."""
     trained = Runner.from_cfg(
-        toy_cfg(train_cfg={"by_epoch": True, "max_epochs": 1}, strategy=_PrefixingStrategy())
+        toy_cfg(train_cfg={"by_epoch": True, "max_epochs": 1}, strategy=_HalvingStrategy())
     )
     trained.train()
-    saved = torch.load(os.path.join(trained.work_dir, "epoch_1.pth"), weights_only=True)
-    assert all(k.startswith("shard.") for k in saved["state_dict"])
+    path = os.path.join(trained.work_dir, "epoch_1.pth")
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    assert torch.equal(saved["net.0.weight"] * 2, _weights(trained)["net.0.weight"])
 
-    resumed = Runner.from_cfg(toy_cfg(resume=True, strategy=_PrefixingStrategy()))
+    resumed = Runner.from_cfg(toy_cfg(resume=True, strategy=_HalvingStrategy()))
     resumed.load_or_resume()
-    assert [len(keys) for keys in resumed.strategy.model_loads] == [4]  # type: ignore[attr-defined]
-    loaded = Runner.from_cfg(
-        toy_cfg(
-            load_from=os.path.join(trained.work_dir, "epoch_1.pth"), strategy=_PrefixingStrategy()
-        )
-    )
+    loaded = Runner.from_cfg(toy_cfg(load_from=path, strategy=_HalvingStrategy()))
     loaded.load_or_resume()
-    assert len(loaded.strategy.model_loads) == 1  # type: ignore[attr-defined]
     for runner in (resumed, loaded):
+        assert runner.strategy.model_loads == 1  # type: ignore[attr-defined]
         after = _weights(runner)
         for name, value in _weights(trained).items():
             assert torch.equal(after[name], value), name
+
+
+@pytest.mark.parametrize(
+    ("world", "diff_rank_seed", "saved", "takes", "warns"),
+    [
+        # every rank's states, saved on as many ranks: each rank takes its own
+        (2, True, {"rng_state": "r0", "rng_states": ["r0", "r1"]}, "r1", False),
+        # rank 0's only, ranks share their seed: rank 0's are every rank's (exact)
+        (2, False, {"rng_state": "r0"}, "r0", False),
+        # rank 0's only, ranks seeded apart: rank 1 keeps its own generators (not exact)
+        (2, True, {"rng_state": "r0"}, None, True),
+        # no generator states at all (an MMEngine checkpoint): nothing to restore or say
+        (2, True, {}, None, False),
+        # saved on two ranks, resumed on one: rank 0's, and not exact
+        (1, False, {"rng_state": "r0", "rng_states": ["r0", "r1"]}, "r0", True),
+    ],
+)
+def test_which_rng_states_a_rank_resumes_with(
+    toy_cfg: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    world: int,
+    diff_rank_seed: bool,
+    saved: dict[str, Any],
+    takes: Any,
+    warns: bool,
+) -> None:
+    strategy = _Rank1() if world == 2 else None
+    randomness = {"seed": 5, "diff_rank_seed": diff_rank_seed}
+    runner = Runner.from_cfg(toy_cfg(randomness=randomness, strategy=strategy))
+    warnings: list[str] = []
+    monkeypatch.setattr(runner.logger, "warning", warnings.append)
+    assert runner._rng_state_to_resume(saved, "x.pth") == takes
+    if warns:
+        assert len(warnings) == 1
+        n = len(saved.get("rng_states", [0]))
+        assert (
+            f"x.pth holds the random generator states of {n} rank(s), this run has {world}"
+            in (warnings[0])
+        )
+    else:
+        assert warnings == []
+
+
+def test_load_and_resume_errors_name_the_file(toy_cfg: Any, tmp_path: Path) -> None:
+    other = tmp_path / "width8.pth"
+    narrow = Runner.from_cfg(toy_cfg(model={"type": "ToyNet", "width": 8}))
+    torch.save({"state_dict": _weights(narrow)}, other)
+    runner = Runner.from_cfg(toy_cfg())
+    with pytest.raises(
+        RuntimeError,
+        match=r"(?s)loading the weights of .*width8\.pth: .*size mismatch for net\.0\.weight",
+    ):
+        runner.load_checkpoint(str(other), strict=True)
+    listed = tmp_path / "list.pth"
+    torch.save([1, 2], listed)
+    with pytest.raises(RuntimeError, match=r"No state_dict found in checkpoint file .*list\.pth"):
+        runner.load_checkpoint(str(listed))
+    with pytest.raises(TypeError, match=r"cannot resume from .*list\.pth: it holds a list"):
+        runner.resume(str(listed))
 
 
 def test_load_from_revises_keys_before_the_strategy_sees_them(toy_cfg: Any, tmp_path: Path) -> None:

@@ -733,7 +733,7 @@ class Runner:
 
         checkpoint: dict[str, Any] = load_checkpoint(filename, map_location=map_location)
         self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
-        self._load_model_weights(checkpoint, strict, revise_keys)
+        self._load_model_weights(checkpoint, filename, strict, revise_keys)
         self._has_loaded = True
         self.logger.info(f"Load checkpoint from {filename}")
         return checkpoint
@@ -741,18 +741,27 @@ class Runner:
     def _load_model_weights(
         self,
         checkpoint: Any,
+        filename: str,
         strict: bool = False,
         revise_keys: Sequence[tuple[str, str]] = DEFAULT_REVISE_KEYS,
     ) -> None:
         """Load a checkpoint's weights (``state_dict``, or the whole dict) into the model through
         ``strategy.load_model_state_dict``, the pair of the ``strategy.model_state_dict`` that
-        saved them, after ``revise_keys``."""
+        saved them, after ``revise_keys``.
+
+        Raises:
+            RuntimeError: ``filename`` holds no state dict, or (``strict``) its weights do not
+                match the model; the message names the file.
+        """
         from treadle.core.runner.checkpoint import _revise, _state_dict_of
 
-        state_dict = _revise(_state_dict_of(checkpoint), revise_keys)
-        self.strategy.load_model_state_dict(
-            self.model, state_dict, strict=strict, logger=self.logger
-        )
+        state_dict = _revise(_state_dict_of(checkpoint, filename), revise_keys)
+        try:
+            self.strategy.load_model_state_dict(
+                self.model, state_dict, strict=strict, logger=self.logger
+            )
+        except RuntimeError as error:
+            raise RuntimeError(f"loading the weights of {filename}: {error}") from error
 
     def resume(
         self,
@@ -767,6 +776,11 @@ class Runner:
         if map_location == "default":
             map_location = "cpu"
         checkpoint = load_checkpoint(filename, map_location=map_location)
+        if not isinstance(checkpoint, dict):
+            raise TypeError(
+                f"cannot resume from {filename}: it holds a {type(checkpoint).__name__}, not a "
+                "checkpoint dict (meta, state_dict, optimizer, ...)"
+            )
         self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
         meta = checkpoint.get("meta", {})
         loop = self.train_loop
@@ -794,7 +808,7 @@ class Runner:
                 )
             else:
                 self._load_param_schedulers(saved, filename)
-        self._load_model_weights(checkpoint)
+        self._load_model_weights(checkpoint, filename)
         rng_state = self._rng_state_to_resume(checkpoint, filename)
         if rng_state is not None and hasattr(loop, "restore_rng_after_iterator"):
             loop.restore_rng_after_iterator(rng_state)
@@ -806,24 +820,27 @@ class Runner:
 
         A checkpoint saved on as many ranks holds every rank's states (``rng_states``): each
         rank takes its own, so the resumed run draws what the uninterrupted one would have.
-        Otherwise only rank 0's states are there (``rng_state``): every rank takes them, unless
-        ``diff_rank_seed`` gives the ranks different generators, when ranks other than 0 keep
-        their own, reseeded ones.
+        Otherwise only rank 0's states are there (``rng_state``): every rank takes them (exact
+        when the ranks share their seed), unless ``diff_rank_seed`` gives the ranks different
+        generators, when ranks other than 0 keep their own, reseeded ones. Those two cases, and a
+        checkpoint from another number of ranks, are not exact, and the log says so.
         """
         rank, world_size = self.strategy.rank, self.strategy.world_size
         states = checkpoint.get("rng_states")
         if isinstance(states, (list, tuple)) and len(states) == world_size:
             return states[rank]
-        if states is not None or world_size > 1:
+        state = checkpoint.get("rng_state")
+        diff_rank_seed = bool(self._randomness_cfg.get("diff_rank_seed", False))
+        if state is not None and (states is not None or (world_size > 1 and diff_rank_seed)):
             saved_on = len(states) if isinstance(states, (list, tuple)) else 1
             self.logger.warning(
                 f"{filename} holds the random generator states of {saved_on} rank(s), this run "
-                f"has {world_size}: the resumed run will not draw exactly what an uninterrupted "
-                "one would have"
+                f"has {world_size}: the resumed run will not draw exactly the random numbers an "
+                "uninterrupted one would have"
             )
-        if rank != 0 and self._randomness_cfg.get("diff_rank_seed", False):
+        if rank != 0 and diff_rank_seed:
             return None
-        return checkpoint.get("rng_state")
+        return state
 
     def _resume_seed(self, resumed_seed: Any) -> None:
         """Take the checkpoint's seed (MMEngine's rule: warn only when the config set another)."""
@@ -893,7 +910,12 @@ class Runner:
     ) -> None:
         """Write a checkpoint in MMEngine's layout to ``out_dir/filename``, plus the random
         generator states: ``rng_state`` (this process's; rank 0's when distributed) and, with
-        several ranks, ``rng_states`` (every rank's, gathered through the strategy)."""
+        several ranks, ``rng_states`` (every rank's, gathered through the strategy).
+
+        With several ranks, call it on every rank (CheckpointHook does): the states are gathered
+        with a collective, and rank 0 writes the file. Calling it on rank 0 alone, as in
+        MMEngine's ``if is_main_process(): runner.save_checkpoint(...)``, waits forever.
+        """
         from treadle.core.runner.checkpoint import save_checkpoint, weights_to_cpu
         from treadle.core.runner.rng import get_rng_state
 
@@ -935,7 +957,15 @@ class Runner:
         rng_state = get_rng_state()
         checkpoint["rng_state"] = rng_state  # rank 0's when distributed (MMEngine-era readers)
         if self.strategy.world_size > 1:  # every rank's, for an exact resume on as many ranks
-            checkpoint["rng_states"] = self.strategy.all_gather_object(rng_state)
+            states = self.strategy.all_gather_object(rng_state)
+            if len(states) == self.strategy.world_size:
+                checkpoint["rng_states"] = states
+            else:  # a strategy whose all_gather_object is the one-process fallback
+                self.logger.warning(
+                    f"{type(self.strategy).__name__}.all_gather_object returned {len(states)} "
+                    f"object(s) for {self.strategy.world_size} ranks: the checkpoint keeps rank "
+                    "0's random generator states only"
+                )
         self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
         if self.strategy.rank == 0:
             save_checkpoint(checkpoint, join_path(out_dir, filename), backend_args=backend_args)

@@ -99,7 +99,9 @@ class Strategy:
         """Load ``state_dict`` (keys as :meth:`model_state_dict` saves them) into the model.
 
         The Runner's ``load_from`` and ``resume`` load weights through this method, the pair of
-        :meth:`model_state_dict`: a strategy that shards or renames parameters overrides both.
+        :meth:`model_state_dict`: a strategy that gathers, shards or stores the tensors its own
+        way overrides both. The names stay the unwrapped module's own (MMEngine's layout):
+        EMAHook, ``revise_keys`` and checkpoints from other runs rely on them.
 
         Mismatches are reported as MMEngine reports them
         (:func:`~treadle.core.runner.checkpoint.load_state_dict`): without ``strict``, every
