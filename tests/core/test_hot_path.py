@@ -3,14 +3,17 @@
 The training iteration skips work in several places (see benchmarks/bench_train_loop.py): the
 history buffer appends plain floats and 0-d tensors on a short path, the Runner reads the
 counters of treadle's own loops directly, the loops call the hook manager without
-``Runner.call_hook``, ``OptimWrapper.update_params`` calls the optimizer directly and
-``BaseModel.train_step`` enters no context when there is none. Each test below pins one of these
+``Runner.call_hook``, ``OptimWrapper.update_params`` calls the optimizer directly,
+``BaseModel.train_step`` enters no context when there is none and calls ``forward`` itself on
+modules whose ``__call__`` would do nothing else, and RuntimeInfoHook reads the learning rate
+from the first parameter group when ``get_lr`` is the stock one. Each test below pins one of these
 against the general path, and checks that an override or an unusual value still takes it.
 """
 
 from __future__ import annotations
 
 import uuid
+import warnings
 from typing import Any
 
 import pytest
@@ -454,3 +457,146 @@ def test_iter_based_loop_stops_on_a_dataloader_without_batches(toy_cfg: Any) -> 
     runner = Runner.from_cfg(cfg)
     with pytest.raises(RuntimeError, match="gave no batch in a whole epoch"):
         runner.train()
+
+
+# -- nn.Module.__call__ skipped when it would only call forward ------------------------------------
+
+
+def _toy_runner(toy_cfg: Any, **overrides: Any) -> Runner:
+    return Runner.from_cfg(
+        toy_cfg(train_cfg={"by_epoch": True, "max_epochs": 1}, val_cfg=None, **overrides)
+    )
+
+
+def test_train_step_still_runs_module_hooks(toy_cfg: Any) -> None:
+    """Forward hooks on the model and on its preprocessor, forward pre-hooks registered for all
+    modules, and backward hooks still run every training iteration when train_step calls
+    ``forward`` itself on hook-less modules."""
+    runner = _toy_runner(toy_cfg, val_dataloader=None, val_evaluator=None)
+    model = runner.model
+    seen: list[str] = []
+    handles = [
+        model.register_forward_hook(lambda m, a, k, out: seen.append("model"), with_kwargs=True),
+        model.data_preprocessor.register_forward_pre_hook(lambda m, a: seen.append("pre")),
+        model.net[3].register_full_backward_hook(lambda m, gi, go: seen.append("backward")),
+    ]
+    outer = nn.modules.module.register_module_forward_pre_hook(
+        lambda m, a: seen.append(type(m).__name__) if m is model else None
+    )
+    try:
+        runner.train()
+    finally:
+        outer.remove()
+        for handle in handles:
+            handle.remove()
+    iters = runner.iter
+    assert iters == 3
+    assert seen.count("model") == seen.count("pre") == seen.count("backward") == iters
+    assert seen.count("ToyNet") == iters
+
+
+def test_calls_forward_only_answers_as_module_call_would() -> None:
+    from treadle.core.model import utils
+
+    linear = nn.Linear(2, 2)
+    assert utils.calls_forward_only(linear)
+    handle = linear.register_forward_hook(lambda *args: None)
+    assert not utils.calls_forward_only(linear)
+    handle.remove()
+    handle = linear.register_full_backward_pre_hook(lambda *args: None)
+    assert not utils.calls_forward_only(linear)
+    handle.remove()
+    handle = nn.modules.module.register_module_forward_hook(lambda *args: None)
+    assert not utils.calls_forward_only(linear)
+    handle.remove()
+    assert utils.calls_forward_only(linear)
+
+    class OwnCall(nn.Linear):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return super().__call__(*args, **kwargs)
+
+    assert not utils.calls_forward_only(OwnCall(2, 2))
+    compiled = nn.Linear(2, 2)
+    compiled.compile()  # lazy: nothing compiles until the first call
+    assert not utils.calls_forward_only(compiled)
+
+
+def test_calls_forward_only_is_false_when_tracing_or_with_unknown_internals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from treadle.core.model import utils
+
+    linear = nn.Linear(2, 2)
+    torch_module, _ = utils._CALL_INTERNALS  # type: ignore[misc]
+    monkeypatch.setattr(utils, "_CALL_INTERNALS", (torch_module, lambda: True))
+    assert not utils.calls_forward_only(linear)
+    monkeypatch.setattr(utils, "_CALL_INTERNALS", None)
+    assert not utils.calls_forward_only(linear)
+
+
+def test_jit_trace_of_a_model_sees_the_traced_call() -> None:
+    """Under ``torch.jit.trace`` the module call goes through ``__call__`` (its _slow_forward
+    records the scopes), not straight to ``forward``."""
+    from treadle.core.model import utils
+
+    answers: list[bool] = []
+
+    class Probe(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            answers.append(utils.calls_forward_only(self))
+            return x * 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace is deprecated in favour of export
+        torch.jit.trace(Probe(), torch.ones(2), check_trace=False)
+    assert answers == [False]
+
+
+# -- the learning rate read from the first parameter group -----------------------------------------
+
+
+def test_lr_fast_path_records_what_get_lr_gives(
+    toy_cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a scheduler changing the rate every iteration, the rates read from the first group
+    are the ones the general path (``get_lr()``) records."""
+    from treadle.core.hooks import runtime_info_hook
+
+    def lrs() -> list[float]:
+        runner = _toy_runner(
+            toy_cfg,
+            val_dataloader=None,
+            val_evaluator=None,
+            param_scheduler=[{"type": "LinearLR", "start_factor": 0.5, "by_epoch": False}],
+        )
+        runner.train()
+        return runner.message_hub.get_scalar("train/lr").log_history
+
+    fast = lrs()
+    monkeypatch.setattr(runtime_info_hook, "_DEFAULT_GET_LR", object())  # no class has it
+    general = lrs()
+    assert fast == general
+    assert len(set(fast)) == 3  # the scheduler did change the rate
+
+
+def test_lr_fast_path_steps_aside_for_an_overridden_get_lr(toy_cfg: Any) -> None:
+    class Scaled(OptimWrapper):
+        def get_lr(self) -> dict[str, list[float]]:
+            return {"lr": [group["lr"] * 10 for group in self.optimizer.param_groups]}
+
+    runner = _toy_runner(
+        toy_cfg,
+        val_dataloader=None,
+        val_evaluator=None,
+        optim_wrapper={"type": Scaled, "optimizer": {"type": "SGD", "lr": 0.1}},
+        param_scheduler=None,
+    )
+    runner.train()
+    assert runner.message_hub.get_scalar("train/lr").log_history == [1.0, 1.0, 1.0]
+
+    per_instance = _toy_runner(toy_cfg, val_dataloader=None, val_evaluator=None)
+    per_instance.optim_wrapper = per_instance.build_optim_wrapper(per_instance.optim_wrapper)
+    per_instance.optim_wrapper.get_lr = lambda: {"lr": [7.0], "extra": [3.0]}  # type: ignore[method-assign]
+    per_instance.train()
+    assert per_instance.message_hub.get_scalar("train/lr").log_history == [7.0, 7.0, 7.0]
+    assert per_instance.message_hub.get_scalar("train/extra").log_history == [3.0, 3.0, 3.0]

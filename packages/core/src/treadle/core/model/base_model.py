@@ -24,6 +24,7 @@ from torch import nn
 
 from treadle.core.model.base_module import BaseModule
 from treadle.core.model.data_preprocessor import BaseDataPreprocessor
+from treadle.core.model.utils import calls_forward_only
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -119,7 +120,10 @@ class BaseModel(BaseModule):
         if preprocessor is None:
             preprocessor = self.data_preprocessor
         if context is None:
-            data = preprocessor(data, True)
+            if calls_forward_only(preprocessor):  # no hooks: skip nn.Module.__call__'s frames
+                data = preprocessor.forward(data, True)
+            else:
+                data = preprocessor(data, True)
             losses = self._run_forward(data, mode="loss")
         else:
             with context:
@@ -209,8 +213,12 @@ class BaseModel(BaseModule):
             TypeError: The preprocessed data is neither.
         """
         if isinstance(data, dict):
+            if calls_forward_only(self):  # what self(...) would do, without its two frames
+                return self.forward(**data, mode=mode)
             return self(**data, mode=mode)
         if isinstance(data, (list, tuple)):
+            if calls_forward_only(self):
+                return self.forward(*data, mode=mode)  # type: ignore[misc]
             return self(*data, mode=mode)
         raise TypeError(
             f"the output of data_preprocessor must be a dict, list or tuple, but got {type(data)}"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from treadle.core.registry import Registry
 
 __all__ = [
+    "calls_forward_only",
     "convert_sync_batchnorm",
     "detect_anomalous_params",
     "is_model_wrapper",
@@ -131,6 +132,71 @@ def detect_anomalous_params(loss: torch.Tensor, model: nn.Module) -> None:
                 logger="current",
                 level=logging.ERROR,
             )
+
+
+def _call_internals() -> tuple[Any, Any] | None:
+    """``(torch.nn.modules.module, torch._C._is_tracing)``: what ``nn.Module.__call__`` consults
+    besides the module itself; None when this torch does not have all of it (or calls modules
+    another way), and :func:`calls_forward_only` then always answers False."""
+    from torch.nn.modules import module as torch_module
+
+    is_tracing = getattr(torch._C, "_is_tracing", None)
+    probe = nn.Module()
+    if (
+        is_tracing is None
+        or nn.Module.__call__ is not getattr(nn.Module, "_wrapped_call_impl", None)
+        or not all(hasattr(torch_module, name) for name in _GLOBAL_HOOKS)
+        or not all(hasattr(probe, name) for name in _MODULE_HOOKS)
+        or not hasattr(probe, "_compiled_call_impl")
+    ):
+        return None
+    return torch_module, is_tracing
+
+
+_GLOBAL_HOOKS = (
+    "_global_backward_pre_hooks",
+    "_global_backward_hooks",
+    "_global_forward_hooks",
+    "_global_forward_pre_hooks",
+)
+_MODULE_HOOKS = ("_backward_hooks", "_backward_pre_hooks", "_forward_hooks", "_forward_pre_hooks")
+_CALL_INTERNALS = _call_internals()
+_MODULE_CALL = nn.Module.__call__
+_MODULE_CALL_IMPL = nn.Module._call_impl
+
+
+def calls_forward_only(module: nn.Module) -> bool:
+    """Whether ``module(*args, **kwargs)`` would only return ``module.forward(*args, **kwargs)``.
+
+    That is torch's own shortcut in ``nn.Module.__call__`` (``_call_impl``) when nothing else is
+    there to run. Code on the per-iteration path (``BaseModel.train_step``) asks this and then
+    calls ``forward`` itself, without ``__call__``'s two Python frames and argument repacking;
+    everything else behaves the same.
+
+    False whenever ``__call__`` would do more: forward or backward hooks on the module or
+    registered for all modules, a ``module.compile()``-d call, JIT tracing, a class that
+    overrides ``__call__`` or ``_call_impl``, or a torch whose module internals are not the ones
+    checked here (then always).
+    """
+    internals = _CALL_INTERNALS
+    if internals is None:
+        return False
+    cls = type(module)
+    if cls.__call__ is not _MODULE_CALL or cls._call_impl is not _MODULE_CALL_IMPL:
+        return False
+    torch_module, is_tracing = internals
+    return not (
+        module._compiled_call_impl is not None
+        or module._forward_pre_hooks
+        or module._forward_hooks
+        or module._backward_pre_hooks
+        or module._backward_hooks
+        or torch_module._global_forward_pre_hooks
+        or torch_module._global_forward_hooks
+        or torch_module._global_backward_pre_hooks
+        or torch_module._global_backward_hooks
+        or is_tracing()
+    )
 
 
 def _registered_wrapper(cls: type, registry: Registry) -> bool:
