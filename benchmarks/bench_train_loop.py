@@ -194,11 +194,11 @@ class ValidationTimer(Hook):
         VALIDATION_SECONDS["runner"] += time.perf_counter() - self._start
 
 
-def plain_loop(iters: int, work_dir: str, timed_step: bool = False) -> float:
+def plain_loop(iters: int, work_dir: str, breakdown: bool = False) -> float:
     """The same work, written by hand: train, time each step, log window means every 50
     iterations to a text log and a JSON-lines file, validate every 500, save at the end.
 
-    ``timed_step`` adds the time from the forward pass to the optimizer step to
+    ``breakdown`` adds the time from the forward pass to the optimizer step to
     ``ITERATION_SECONDS["plain step"]`` (``--breakdown``)."""
     VALIDATION_SECONDS["plain"] = 0.0
     ITERATION_SECONDS["plain step"] = 0.0
@@ -222,7 +222,7 @@ def plain_loop(iters: int, work_dir: str, timed_step: bool = False) -> float:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            if timed_step:
+            if breakdown:
                 ITERATION_SECONDS["plain step"] += time.perf_counter() - step_start
             losses.append(loss.detach())
             now = time.perf_counter()
@@ -277,17 +277,17 @@ def runner_cfg(iters: int, work_dir: str) -> dict[str, Any]:
     }
 
 
-def runner_loop(iters: int, work_dir: str, timed_validation: bool = False) -> tuple[float, float]:
+def runner_loop(iters: int, work_dir: str, breakdown: bool = False) -> tuple[float, float]:
     """Build a Runner on :func:`runner_cfg` and train; ``(training seconds, build seconds)``.
 
-    ``timed_validation`` adds a :class:`ValidationTimer` hook and the :class:`FirstMark` and
+    ``breakdown`` adds a :class:`ValidationTimer` hook and the :class:`FirstMark` and
     :class:`LastMark` hooks around the default ones (``--breakdown``).
     """
     cfg = runner_cfg(iters, work_dir)
     VALIDATION_SECONDS["runner"] = 0.0
     for part in ("before hooks", "train_step", "after hooks"):
         ITERATION_SECONDS[part] = 0.0
-    if timed_validation:
+    if breakdown:
         cfg["custom_hooks"] = [ValidationTimer(), FirstMark(), LastMark()]
     t0 = time.perf_counter()
     runner = Runner.from_cfg(cfg)

@@ -303,7 +303,7 @@ def test_model_device_moves_set_the_preprocessor_device():
     assert model.data_preprocessor.device == meta
 
     other = ToyModel()
-    other.data_preprocessor._set_device(meta)
+    other.data_preprocessor._device = meta  # out of step with the weights, on purpose
     assert other.cpu() is other
     assert other.data_preprocessor.device == torch.device("cpu")
     other.to(device="meta", dtype=torch.float32)

@@ -541,5 +541,5 @@ _REGISTRATION_HOOKS = frozenset({"register_components", "add_cli_commands", "add
 LIFECYCLE_HOOKS: tuple[str, ...] = tuple(
     name
     for name, obj in globals().items()
-    if callable(obj) and hasattr(obj, "treadle_spec") and name not in _REGISTRATION_HOOKS
+    if callable(obj) and hasattr(obj, f"{PROJECT_NAME}_spec") and name not in _REGISTRATION_HOOKS
 )

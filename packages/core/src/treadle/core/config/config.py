@@ -474,6 +474,8 @@ def _dump_text(cfg: dict[Any, Any], suffix: str) -> str:
     if suffix == "json":
         import json
 
+        from treadle.core.fileio.handlers import _json_default
+
         return json.dumps(cfg, indent=4, default=_json_default) + "\n"
     if suffix in ("yaml", "yml"):
         import yaml
@@ -482,12 +484,6 @@ def _dump_text(cfg: dict[Any, Any], suffix: str) -> str:
         text: str = yaml.dump(cfg, Dumper=dumper, sort_keys=False)
         return text
     raise OSError(f"Cannot dump a config as {suffix!r}: use .py, .json, .yaml/.yml or .pkl")
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (set, frozenset, range)):
-        return list(obj)
-    raise TypeError(f"{type(obj)} is unsupported for json dump")
 
 
 def _merge_options(a: dict[Any, Any], b: Any, allow_list_keys: bool, path: tuple[Any, ...]) -> Any:

@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 #: Metric names (or parts of names) where larger is better, MMEngine's defaults.
 DEFAULT_GREATER_KEYS: tuple[str, ...] = (
@@ -57,6 +57,11 @@ def _greater(x: Any, y: Any) -> bool:
 def _less(x: Any, y: Any) -> bool:
     """``x < y`` as a bool: the ``'less'`` rule's comparison."""
     return bool(x < y)
+
+
+#: The ``rule`` names of CheckpointHook's ``save_best`` and EarlyStoppingHook, with their
+#: comparisons (each hook keeps a copy as its ``rule_map``, which subclasses may change).
+RULE_MAP: dict[str, Callable[[Any, Any], bool]] = {"greater": _greater, "less": _less}
 
 
 def backend_args_from(

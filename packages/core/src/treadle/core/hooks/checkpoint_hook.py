@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from treadle.core.hooks._utils import (
     DEFAULT_GREATER_KEYS,
     DEFAULT_LESS_KEYS,
-    _greater,
-    _less,
+    RULE_MAP,
     backend_args_from,
     check_bool,
     check_int,
@@ -79,10 +78,7 @@ class CheckpointHook(Hook):
     priority = "VERY_LOW"
 
     # Downstream projects may override these to change the rule inference.
-    rule_map: ClassVar[dict[str, Callable[[Any, Any], bool]]] = {
-        "greater": _greater,
-        "less": _less,
-    }
+    rule_map: ClassVar[dict[str, Callable[[Any, Any], bool]]] = dict(RULE_MAP)
     init_value_map: ClassVar[dict[str, float]] = {"greater": -inf, "less": inf}
     _default_greater_keys: ClassVar[list[str]] = list(DEFAULT_GREATER_KEYS)
     _default_less_keys: ClassVar[list[str]] = list(DEFAULT_LESS_KEYS)

@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 from treadle.core.hooks._utils import (
     DEFAULT_GREATER_KEYS,
     DEFAULT_LESS_KEYS,
-    _greater,
-    _less,
+    RULE_MAP,
     check_bool,
     check_int,
     infer_rule,
@@ -46,7 +45,7 @@ class EarlyStoppingHook(Hook):
 
     priority = "LOWEST"
 
-    rule_map: ClassVar[dict[str, Any]] = {"greater": _greater, "less": _less}
+    rule_map: ClassVar[dict[str, Any]] = dict(RULE_MAP)
     _default_greater_keys: ClassVar[list[str]] = list(DEFAULT_GREATER_KEYS)
     _default_less_keys: ClassVar[list[str]] = list(DEFAULT_LESS_KEYS)
 

@@ -16,6 +16,7 @@ from treadle.core.hooks._utils import (
     resolve_out_dir,
 )
 from treadle.core.hooks.hook import DATA_BATCH, Hook
+from treadle.core.utils.overrides import keeps_methods
 from treadle.core.utils.runner_state import train_loop_built
 
 if TYPE_CHECKING:
@@ -115,9 +116,8 @@ class LoggerHook(Hook):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._stock_predicates = all(
-            getattr(cls, name) is getattr(Hook, name)
-            for name in ("end_of_epoch", "every_n_inner_iters", "every_n_train_iters")
+        cls._stock_predicates = keeps_methods(
+            cls, Hook, ("end_of_epoch", "every_n_inner_iters", "every_n_train_iters")
         )
 
     #: Whether the class keeps Hook's predicates, so that after_train_iter may write them out

@@ -31,7 +31,6 @@ synchronisation — which is why it is throttled; there is no ``.item()`` per it
 
 from __future__ import annotations
 
-import datetime
 import logging
 import math
 import shutil
@@ -41,6 +40,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from treadle.core.hooks._utils import check_bool, is_main_process
 from treadle.core.hooks.hook import DATA_BATCH, Hook
+from treadle.core.logging.log_processor import _format_eta
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -184,7 +184,7 @@ class ProgressHook(Hook):
         parts.append("[" + "#" * filled + "." * (_BAR_WIDTH - filled) + "]")
         eta = runner.message_hub.get_info("eta")
         if isinstance(eta, (int, float)) and math.isfinite(eta):
-            parts.append(f"eta {datetime.timedelta(seconds=int(max(eta, 0)))}")
+            parts.append(f"eta {_format_eta(max(eta, 0))}")
         if self._mode == "train":
             loss = self._smoothed_loss(runner, now)
             if loss is not None:

@@ -26,12 +26,6 @@ def _is_scalar(value: Any) -> bool:
     return False
 
 
-#: ``BaseOptimWrapper.get_lr``, once a training has started (optim is not imported before: it
-#: imports torch). An optimizer wrapper whose class keeps it has its learning rate read straight
-#: from the first parameter group, as that method would give it, without building its dict.
-_DEFAULT_GET_LR: Any = None
-
-
 class _TrainKeys(dict[str, str]):
     """``name -> "train/<name>"``, each key formatted once (it is looked up every iteration)."""
 
@@ -82,11 +76,6 @@ class RuntimeInfoHook(Hook):
 
     def before_train(self, runner: Any) -> None:
         """Record the (possibly resumed) training state."""
-        global _DEFAULT_GET_LR
-        if _DEFAULT_GET_LR is None:
-            from treadle.core.optim.optimizer.base import BaseOptimWrapper
-
-            _DEFAULT_GET_LR = BaseOptimWrapper.get_lr
         hub = runner.message_hub
         hub.update_info("loop_stage", "train")
         hub.update_info("epoch", runner.epoch)
@@ -111,8 +100,7 @@ class RuntimeInfoHook(Hook):
         hub.update_info("iter", runner.iter)
         wrapper = runner.optim_wrapper
         if (
-            _DEFAULT_GET_LR is not None
-            and getattr(type(wrapper), "get_lr", None) is _DEFAULT_GET_LR
+            getattr(wrapper, "_plain_get_lr", False)  # a wrapper class keeping BaseOptimWrapper's
             and "get_lr" not in wrapper.__dict__
             and wrapper.base_param_settings is None
         ):  # get_lr() would return {"lr": [each group's lr]}: record the first one

@@ -226,13 +226,10 @@ class HistoryBuffer:
         values = self._values
         if pending:
             self._pending.append(len(values))
-            if len(self._pending) >= MAX_PENDING:
-                values.append(log_val)
-                self._counts.append(count)
-                self._flush()
-                return
         values.append(log_val)
         self._counts.append(count)
+        if pending and len(self._pending) >= MAX_PENDING:
+            self._flush()
         if len(values) > self._trim_at:
             self._trim()
 

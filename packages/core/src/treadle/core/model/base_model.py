@@ -27,6 +27,7 @@ from treadle.core.model.data_preprocessor import BaseDataPreprocessor
 from treadle.core.model.utils import calls_forward_only
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
 
 __all__ = ["BaseModel", "OptimWrapperLike"]
@@ -119,15 +120,14 @@ class BaseModel(BaseModule):
         preprocessor = self._modules.get("data_preprocessor")
         if preprocessor is None:
             preprocessor = self.data_preprocessor
+        # Without hooks, forward is what nn.Module.__call__ would call: skip its two frames.
+        preprocess = preprocessor.forward if calls_forward_only(preprocessor) else preprocessor
         if context is None:
-            if calls_forward_only(preprocessor):  # no hooks: skip nn.Module.__call__'s frames
-                data = preprocessor.forward(data, True)
-            else:
-                data = preprocessor(data, True)
+            data = preprocess(data, True)
             losses = self._run_forward(data, mode="loss")
         else:
             with context:
-                data = preprocessor(data, True)
+                data = preprocess(data, True)
                 losses = self._run_forward(data, mode="loss")
         loss, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(loss)
@@ -212,14 +212,12 @@ class BaseModel(BaseModule):
         Raises:
             TypeError: The preprocessed data is neither.
         """
+        # What self(...) would do, without nn.Module.__call__'s two frames when it has no hooks.
+        call: Callable[..., Any] = self.forward if calls_forward_only(self) else self
         if isinstance(data, dict):
-            if calls_forward_only(self):  # what self(...) would do, without its two frames
-                return self.forward(**data, mode=mode)
-            return self(**data, mode=mode)
+            return call(**data, mode=mode)
         if isinstance(data, (list, tuple)):
-            if calls_forward_only(self):
-                return self.forward(*data, mode=mode)  # type: ignore[misc]
-            return self(*data, mode=mode)
+            return call(*data, mode=mode)
         raise TypeError(
             f"the output of data_preprocessor must be a dict, list or tuple, but got {type(data)}"
         )

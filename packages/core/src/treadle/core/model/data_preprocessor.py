@@ -81,9 +81,6 @@ class BaseDataPreprocessor(nn.Module):
         """
         return self.cast_data(data)
 
-    def _set_device(self, device: torch.device) -> None:
-        self._device = device
-
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Any:
         # Every move (.to/.cuda/.cpu/.to_empty, on this module or on any parent) goes through
         # _apply: follow it by applying ``fn`` to an empty probe on the current device. This

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from treadle.core.utils.overrides import keeps_methods
+
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
@@ -145,9 +147,8 @@ class _TrainLoopMixin:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._plain_counters = all(
-            getattr(cls, name) is _TrainLoopMixin.__dict__[name]
-            for name in ("epoch", "iter", "max_epochs", "max_iters")
+        cls._plain_counters = keeps_methods(
+            cls, _TrainLoopMixin, ("epoch", "iter", "max_epochs", "max_iters")
         )
 
     @property

@@ -634,14 +634,11 @@ class Runner:
         self._init_model_weights()
         self.load_or_resume()
         loop: Any = self.train_loop
-        self._initialize_count_status(loop.iter, loop.max_iters)
+        # (An OptimWrapperDict initialises each of its wrappers with its own submodule.)
+        self.optim_wrapper.initialize_count_status(self.model, loop.iter, loop.max_iters)
         model = self.train_loop.run()
         self.call_hook("after_run")
         return model  # type: ignore[no-any-return]
-
-    def _initialize_count_status(self, init_counts: int, max_counts: int) -> None:
-        # An OptimWrapperDict initialises each of its wrappers with its own submodule.
-        self.optim_wrapper.initialize_count_status(self.model, init_counts, max_counts)
 
     def val(self) -> dict[str, Any]:
         """Validate once and return the metrics."""
@@ -957,15 +954,9 @@ class Runner:
         rng_state = get_rng_state()
         checkpoint["rng_state"] = rng_state  # rank 0's when distributed (MMEngine-era readers)
         if self.strategy.world_size > 1:  # every rank's, for an exact resume on as many ranks
-            states = self.strategy.all_gather_object(rng_state)
-            if len(states) == self.strategy.world_size:
-                checkpoint["rng_states"] = states
-            else:  # a strategy whose all_gather_object is the one-process fallback
-                self.logger.warning(
-                    f"{type(self.strategy).__name__}.all_gather_object returned {len(states)} "
-                    f"object(s) for {self.strategy.world_size} ranks: the checkpoint keeps rank "
-                    "0's random generator states only"
-                )
+            # (A list of another length, from a strategy without real collectives, is told
+            # apart on resume: see _rng_state_to_resume.)
+            checkpoint["rng_states"] = self.strategy.all_gather_object(rng_state)
         self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
         if self.strategy.rank == 0:
             save_checkpoint(checkpoint, join_path(out_dir, filename), backend_args=backend_args)

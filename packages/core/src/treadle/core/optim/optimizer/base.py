@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from treadle.core.utils.overrides import keeps_methods
+
 if TYPE_CHECKING:
     from torch.optim import Optimizer
 
@@ -39,6 +41,15 @@ class BaseOptimWrapper(metaclass=ABCMeta):
         optimizer: The wrapped optimizer.
         base_param_settings: The extra group described above, or ``None`` with a single group.
     """
+
+    #: Whether the class keeps :meth:`get_lr` (set per subclass): RuntimeInfoHook then reads the
+    #: first group's rate, what ``get_lr()["lr"][0]`` gives, without building the dict each
+    #: iteration.
+    _plain_get_lr: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._plain_get_lr = keeps_methods(cls, BaseOptimWrapper, ("get_lr",))
 
     def __init__(self, optimizer: Optimizer) -> None:
         self.optimizer = optimizer

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from treadle.core.logging import print_log
 from treadle.core.registry import OPTIM_WRAPPERS, OPTIMIZERS
+from treadle.core.registry.build_functions import _lookup
 
 if TYPE_CHECKING:
     from torch import nn
@@ -354,9 +355,7 @@ class DefaultOptimWrapperConstructor:
             # Resolved once, where OPTIMIZERS.build would look (honouring `_scope_`); the class
             # itself then goes to the build below.
             with OPTIMIZERS.switch_scope_and_registry(optimizer_cfg.get("_scope_")) as registry:
-                optimizer_cls = registry.get(optimizer_cls)
-                if optimizer_cls is None:
-                    raise registry._missing_key_error(optimizer_cfg["type"])
+                optimizer_cls = _lookup(optimizer_cls, registry)
             optimizer_cfg["type"] = optimizer_cls
         # Most optimizers take `params`; some (colossalai's HybridAdam) `model_params`.
         first_arg_name = next(iter(inspect.signature(optimizer_cls).parameters))

@@ -25,6 +25,7 @@ import torch
 
 from treadle.core.logging import print_log
 from treadle.core.optim.optimizer.base import BaseOptimWrapper
+from treadle.core.utils.overrides import keeps_methods
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -108,14 +109,10 @@ class OptimWrapper(BaseOptimWrapper):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._plain_update = all(
-            getattr(cls, name) is getattr(OptimWrapper, name)
-            for name in ("scale_loss", "backward", "should_update", "step", "zero_grad")
+        cls._plain_update = keeps_methods(
+            cls, OptimWrapper, ("scale_loss", "backward", "should_update", "step", "zero_grad")
         )
-        cls._plain_context = all(
-            getattr(cls, name) is getattr(OptimWrapper, name)
-            for name in ("optim_context", "should_sync")
-        )
+        cls._plain_context = keeps_methods(cls, OptimWrapper, ("optim_context", "should_sync"))
 
     def __init__(
         self,
