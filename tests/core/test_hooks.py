@@ -1252,14 +1252,34 @@ def test_ema_hook_checkpoint_layout_and_resume(ema_runner: StandInRunner) -> Non
     assert int(fresh.ema_model.steps) == 2
 
 
-def test_ema_hook_load_from_starts_the_average_from_state_dict(
-    ema_runner: StandInRunner,
+@pytest.mark.parametrize("point", ["before_train", "before_val_epoch", "before_test_epoch"])
+def test_ema_hook_load_from_starts_the_average_from_the_loaded_weights(
+    ema_runner: StandInRunner, point: str
 ) -> None:
+    """The Runner calls after_load_checkpoint before it loads the weights: the average is copied
+    from the model when the next stage starts, whatever the file's keys looked like."""
     hook = EMAHook()
     hook.before_run(ema_runner)
     state = {k: torch.full_like(v, 4.0) for k, v in ema_runner.model.state_dict().items()}
-    hook.after_load_checkpoint(ema_runner, {"state_dict": state})  # load_from, not resume
+    hook.after_load_checkpoint(ema_runner, {"weights": "in another layout"})  # load_from
+    ema_runner.model.load_state_dict(state)  # what the Runner does next
+    assert not torch.equal(hook.ema_model.module[0].weight, torch.full((2, 2), 4.0))
+    getattr(hook, point)(ema_runner)
     assert torch.equal(hook.ema_model.module[0].weight, torch.full((2, 2), 4.0))
+    assert torch.equal(hook.ema_model.module[1].running_mean, torch.full((2,), 4.0))
+    if point != "before_train":
+        getattr(hook, point.replace("before", "after"))(ema_runner)  # swap back
+    ema_runner.model.load_state_dict({k: v * 0 for k, v in state.items()})
+    getattr(hook, point)(ema_runner)  # once only: a later stage does not copy again
+    # the average still holds the loaded weights (the val/test points swap them into the model)
+    holder = hook.ema_model.module if point == "before_train" else ema_runner.model
+    assert torch.equal(holder[0].weight, torch.full((2, 2), 4.0))
+
+
+def test_ema_hook_resume_without_ema_state_warns_and_copies(ema_runner: StandInRunner) -> None:
+    hook = EMAHook()
+    hook.before_run(ema_runner)
+    state = {k: torch.full_like(v, 4.0) for k, v in ema_runner.model.state_dict().items()}
     ema_runner._resume = True  # resuming from a checkpoint without ema_state_dict warns
     records = _ListHandler()
     from treadle.core.logging import TreadleLogger
@@ -1271,6 +1291,9 @@ def test_ema_hook_load_from_starts_the_average_from_state_dict(
     finally:
         current.removeHandler(records)
     assert any("There is no `ema_state_dict`" in r.getMessage() for r in records.records)
+    ema_runner.model.load_state_dict(state)
+    hook.before_train(ema_runner)
+    assert torch.equal(hook.ema_model.module[0].weight, torch.full((2, 2), 4.0))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -511,3 +511,27 @@ def test_a_subclass_that_skips_log_processor_init_still_smooths() -> None:
     tag, _ = Own().get_log_after_iter(runner, 1, "train")
     assert tag["loss"] == 2.0
     assert tag["acc"] == 0.5
+
+
+def test_hierarchy_mode_asks_a_subclass_s_own_collect_scalars_for_both_forms() -> None:
+    """With log_with_hierarchy, the one-pass collection is LogProcessor's own: a subclass that
+    overrides _collect_scalars is asked for each key form, as MMEngine asks it."""
+
+    class Scaled(LogProcessor):
+        def _collect_scalars(  # type: ignore[override]
+            self, custom_cfg: Any, runner: Any, mode: str, reserve_prefix: bool = False
+        ) -> Any:
+            self.asked.append(reserve_prefix)
+            tag = super()._collect_scalars(custom_cfg, runner, mode, reserve_prefix)
+            return type(tag)((key, value * 10) for key, value in tag.items())
+
+    hub = MessageHub(f"lp-{uuid.uuid4().hex[:8]}")
+    for value in (1.0, 3.0):
+        hub.update_scalar("train/loss", value)
+    runner = Runner({"iter": 1, "epoch": 0, "max_epochs": 1, "train_len": 10}, hub)
+    processor = Scaled(log_with_hierarchy=True)
+    processor.asked = []  # type: ignore[attr-defined]
+    tag, log_str = processor.get_log_after_iter(runner, 1, "train")
+    assert processor.asked == [False, True]  # type: ignore[attr-defined]
+    assert tag["train/loss"] == 20.0
+    assert "loss: 20.0000" in log_str

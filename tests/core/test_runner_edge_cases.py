@@ -594,6 +594,37 @@ def test_load_from_revises_keys_before_the_strategy_sees_them(toy_cfg: Any, tmp_
         assert torch.equal(_weights(runner)[name], value), name
 
 
+@pytest.mark.parametrize("layout", ["module. prefixes", "bare weights"])
+def test_ema_hook_with_load_from_evaluates_the_loaded_weights(
+    toy_cfg: Any, tmp_path: Path, layout: str
+) -> None:
+    """With EMAHook, ``load_from`` then ``val()`` evaluates the average, which must start as the
+    weights the model loaded: also from a DDP-style file (``module.`` keys, renamed by
+    ``revise_keys``) and from a file of bare weights (no ``state_dict`` key). MMEngine's hook
+    copies ``checkpoint["state_dict"]`` itself: the average kept its random start for the first
+    and raised a KeyError for the second."""
+    trained = Runner.from_cfg(toy_cfg(train_cfg={"by_epoch": True, "max_epochs": 1}))
+    trained.train()
+    path = tmp_path / "weights.pth"
+    if layout == "bare weights":
+        torch.save(_weights(trained), path)
+    else:
+        weights = {f"module.{k}": v for k, v in _weights(trained).items()}
+        torch.save({"meta": {}, "state_dict": weights}, path)
+    eval_only = {"train_dataloader": None, "train_cfg": None, "optim_wrapper": None}
+    eval_only["param_scheduler"] = None
+    plain = Runner.from_cfg(toy_cfg(load_from=str(path), **eval_only))
+    expected = plain.val()
+    runner = Runner.from_cfg(
+        toy_cfg(load_from=str(path), custom_hooks=[{"type": "EMAHook"}], **eval_only)
+    )
+    assert runner.val() == expected
+    ema = next(h for h in runner.hooks if type(h).__name__ == "EMAHook")
+    for name, value in _weights(trained).items():
+        assert torch.equal(_weights(runner)[name], value), name  # swapped back after val
+        assert torch.equal(ema.ema_model.module.state_dict()[name], value), name
+
+
 def test_strategy_load_model_state_dict_reports_mismatches_as_mmengine(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,12 @@ class EMAHook(Hook):
       weights (ready for deployment) and ``ema_state_dict`` the trained ones (MMEngine's layout).
     - ``after_load_checkpoint``: on resume, swaps them back and restores the average; when
       loading weights (or resuming from a checkpoint without ``ema_state_dict``) the average
-      starts as a copy of ``state_dict``.
+      starts as a copy of the weights the model loads. MMEngine copies ``checkpoint["state_dict"]``
+      itself, which fails for a file holding bare weights (no ``state_dict`` key) and misses every
+      key when ``revise_keys`` renames them (``module.`` prefixes); the Runner calls this hook
+      before it loads the weights (so hooks can still convert the checkpoint), so the copy is
+      taken from the model when the next stage starts (``before_train``, ``before_val_epoch``
+      or ``before_test_epoch``).
 
     Args:
         ema_type: Registered name (MODELS) of the averaging model.
@@ -83,6 +87,7 @@ class EMAHook(Hook):
 
     def before_train(self, runner: Any) -> None:
         """Check that the average starts within the run."""
+        self._start_from_loaded_weights()
         if self.enabled_by_epoch:
             if self.begin_epoch > runner.max_epochs:
                 raise ValueError(
@@ -108,6 +113,7 @@ class EMAHook(Hook):
 
     def before_val_epoch(self, runner: Any) -> None:
         """Evaluate the averaged weights."""
+        self._start_from_loaded_weights()
         self._swap_ema_parameters()
 
     def after_val_epoch(self, runner: Any, metrics: dict[str, Any] | None = None) -> None:
@@ -116,6 +122,7 @@ class EMAHook(Hook):
 
     def before_test_epoch(self, runner: Any) -> None:
         """Test the averaged weights."""
+        self._start_from_loaded_weights()
         self._swap_ema_parameters()
 
     def after_test_epoch(self, runner: Any, metrics: dict[str, Any] | None = None) -> None:
@@ -129,15 +136,15 @@ class EMAHook(Hook):
         self._swap_ema_state_dict(checkpoint)
 
     def after_load_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
-        """Restore the average on resume; start it from ``state_dict`` otherwise."""
+        """Restore the average on resume; otherwise start it from the weights the model loads."""
         from treadle.core.logging import print_log
-        from treadle.core.runner.checkpoint import load_state_dict
 
         resuming = bool(getattr(runner, "_resume", False))
         if "ema_state_dict" in checkpoint and resuming:
             # The checkpoint's state_dict holds the average: swap back, then load.
             self._swap_ema_state_dict(checkpoint)
             self.ema_model.load_state_dict(checkpoint["ema_state_dict"], strict=self.strict_load)
+            self._copy_pending = False
         else:
             if resuming:
                 print_log(
@@ -146,11 +153,16 @@ class EMAHook(Hook):
                     "current",
                     logging.WARNING,
                 )
-            load_state_dict(
-                self.ema_model.module,
-                copy.deepcopy(checkpoint["state_dict"]),
-                strict=self.strict_load,
-            )
+            # The model's weights are loaded after this hook: copy them when the next stage starts.
+            self._copy_pending = True
+
+    #: Whether the average is still to start as a copy of the weights the model loaded.
+    _copy_pending = False
+
+    def _start_from_loaded_weights(self) -> None:
+        if self._copy_pending:
+            self._copy_pending = False
+            self.ema_model.module.load_state_dict(self.src_model.state_dict())
 
     def _swap_ema_parameters(self) -> None:
         """Exchange the model's and the average's weights (and buffers with ``update_buffers``)."""

@@ -153,8 +153,12 @@ class LogProcessor:
         self._check_mode(mode, _MODES)
         parsed_cfg = self._parse_windows_size(runner, batch_idx, self.custom_cfg)
         if self.log_with_hierarchy:
-            # One pass (one flush, each statistic computed once) for both key forms.
-            log_tag, tag = self._collect_scalar_tags(parsed_cfg, runner, mode, (False, True))
+            if type(self)._collect_scalars is LogProcessor._collect_scalars:
+                # One pass (one flush, each statistic computed once) for both key forms.
+                log_tag, tag = self._collect_scalar_tags(parsed_cfg, runner, mode, (False, True))
+            else:  # a subclass's own collection, asked for each form as MMEngine asks
+                log_tag = self._collect_scalars(parsed_cfg, runner, mode)
+                tag = self._collect_scalars(parsed_cfg, runner, mode, True)
         else:
             log_tag = self._collect_scalars(parsed_cfg, runner, mode)
             tag = _copy_tag(log_tag)
