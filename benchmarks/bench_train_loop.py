@@ -10,6 +10,7 @@ sampler seed, logger, param scheduler, checkpoint) and its default LocalVisBacke
 Budget (DESIGN.md): ≤ 30 µs per iteration over the plain loop; Runner construction ≤ 100 ms.
 
     uv run python benchmarks/bench_train_loop.py [--iters 2000] [--repeat 3] [--mmengine] [--breakdown]
+        [--calls]
 
 ``--mmengine`` adds MMEngine 0.10.7's Runner on the same run (install it with
 ``uv sync --all-packages --group bench``). ``--breakdown`` times the four validations in both loops
@@ -18,7 +19,10 @@ and prints which part of the overhead they account for (the Runner then has one 
 before-iteration hooks, ``train_step`` (against the plain loop's same span) and the
 after-iteration hooks, with two hooks that run first and last at those points (four more hook
 calls per iteration in the Runner and one more clock read in the plain loop, so the overhead
-measured with ``--breakdown`` is a little higher).
+measured with ``--breakdown`` is a little higher). ``--calls`` also counts the Python and builtin
+function calls per iteration of each loop (and MMEngine's with ``--mmengine``): a count does not
+drift with the machine's load as the times do, so it tells whether a change made the framework
+run less Python.
 """
 
 from __future__ import annotations
@@ -26,10 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import types
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import torch
@@ -343,6 +351,59 @@ def mmengine_loop(iters: int, work_dir: str) -> float:
     return time.perf_counter() - start
 
 
+def count_calls(loop: Callable[[int, str], Any], iters: int, work_dir: str) -> Counter[str]:
+    """Function calls per training iteration of ``loop`` (``plain_loop`` or ``runner_loop``), by
+    function (``"C:name"`` for builtins), counted with ``sys.setprofile``: the difference between
+    a run of ``2 * iters`` iterations and one of ``iters``, so that building the Runner and the
+    final save cancel out, divided by ``iters`` (``--calls``).
+
+    Unlike a time, a count does not move with the machine's load: it measures how much Python
+    the framework runs per iteration, the part of the overhead that code changes control.
+    """
+    counts: Counter[Any] = Counter()
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            counts[frame.f_code] += 1
+        elif event == "c_call":
+            counts[arg] += 1
+
+    runs = []
+    for n in (iters, 2 * iters):
+        counts.clear()
+        sys.setprofile(profile)
+        try:
+            os.makedirs(f"{work_dir}/calls{n}", exist_ok=True)
+            loop(n, f"{work_dir}/calls{n}")
+        finally:
+            sys.setprofile(None)
+        named: Counter[str] = Counter()
+        for key, number in counts.items():
+            if isinstance(key, types.CodeType):
+                path = key.co_filename.rsplit("site-packages/", 1)[-1].rsplit("/src/", 1)[-1]
+                named[f"{path}:{key.co_firstlineno}:{key.co_name}"] += number
+            else:
+                named[f"C:{getattr(key, '__qualname__', key)}"] += number
+        runs.append(named)
+    short, long = runs
+    return Counter({k: (long[k] - short[k]) / iters for k in long.keys() | short.keys()})
+
+
+def print_calls(label: str, per_iter: Counter[str], plain: Counter[str] | None = None) -> None:
+    python = sum(v for k, v in per_iter.items() if not k.startswith("C:"))
+    builtin = sum(v for k, v in per_iter.items() if k.startswith("C:"))
+    line = f"  {label:<22} {python:7.1f} Python + {builtin:6.1f} builtin calls/iter"
+    if plain is not None:
+        extra = {k: per_iter[k] - plain[k] for k in per_iter.keys() | plain.keys()}
+        more = sum(v for k, v in extra.items() if not k.startswith("C:"))
+        line += f"   (+{more:.1f} Python over the plain loop)"
+        print(line)
+        top = sorted(extra.items(), key=lambda kv: -kv[1])[:8]
+        print("      most added: " + ", ".join(f"{k.rsplit(':', 1)[-1]} {v:+.1f}" for k, v in top))
+    else:
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iters", type=int, default=2000)
@@ -357,6 +418,12 @@ def main() -> None:
         action="store_true",
         help="time validation in both loops (a before_val/after_val hook in the Runner) and split "
         "the overhead into validation and the rest",
+    )
+    parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="also count the function calls per iteration of each loop (sys.setprofile; "
+        "independent of the machine's load)",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -380,6 +447,12 @@ def main() -> None:
                 parts[part].append(seconds)
             if args.mmengine:
                 theirs.append(mmengine_loop(args.iters, f"{tmp}/mm{i}"))
+        if args.calls:
+            # 500 and 1000 iterations: one validation (every 500) and 10 logging intervals apart
+            calls = {"plain": count_calls(plain_loop, 500, tmp)}
+            calls["Runner"] = count_calls(runner_loop, 500, tmp)
+            if args.mmengine:
+                calls["MMEngine"] = count_calls(mmengine_loop, 500, tmp)
 
     p = min(plain) / args.iters * 1e6
     r = min(ours) / args.iters * 1e6
@@ -409,6 +482,12 @@ def main() -> None:
         m = min(theirs) / args.iters * 1e6
         print(f"  MMEngine Runner         {m:8.1f} µs/iter   (overhead {m - p:.1f})")
     print(f"  ratio Runner / plain    {r / p:8.3f}")
+    if args.calls:
+        print("  function calls per iteration (counted; validation and logging included):")
+        print_calls("plain PyTorch loop", calls["plain"])
+        for name in ("Runner", "MMEngine"):
+            if name in calls:
+                print_calls(f"{name}", calls[name], calls["plain"])
     print(
         f"  Runner construction     {statistics.median(builds) * 1e3:8.1f} ms (median, budget 100)"
     )
