@@ -370,11 +370,12 @@ def count_calls(loop: Callable[[int, str], Any], iters: int, work_dir: str) -> C
 
     runs = []
     for n in (iters, 2 * iters):
+        run_dir = f"{work_dir}/calls{n}"
+        os.makedirs(run_dir, exist_ok=True)
         counts.clear()
         sys.setprofile(profile)
         try:
-            os.makedirs(f"{work_dir}/calls{n}", exist_ok=True)
-            loop(n, f"{work_dir}/calls{n}")
+            loop(n, run_dir)
         finally:
             sys.setprofile(None)
         named: Counter[str] = Counter()
@@ -393,15 +394,14 @@ def print_calls(label: str, per_iter: Counter[str], plain: Counter[str] | None =
     python = sum(v for k, v in per_iter.items() if not k.startswith("C:"))
     builtin = sum(v for k, v in per_iter.items() if k.startswith("C:"))
     line = f"  {label:<22} {python:7.1f} Python + {builtin:6.1f} builtin calls/iter"
-    if plain is not None:
-        extra = {k: per_iter[k] - plain[k] for k in per_iter.keys() | plain.keys()}
-        more = sum(v for k, v in extra.items() if not k.startswith("C:"))
-        line += f"   (+{more:.1f} Python over the plain loop)"
+    if plain is None:
         print(line)
-        top = sorted(extra.items(), key=lambda kv: -kv[1])[:8]
-        print("      most added: " + ", ".join(f"{k.rsplit(':', 1)[-1]} {v:+.1f}" for k, v in top))
-    else:
-        print(line)
+        return
+    extra = {k: per_iter[k] - plain[k] for k in per_iter.keys() | plain.keys()}
+    more = sum(v for k, v in extra.items() if not k.startswith("C:"))
+    print(f"{line}   (+{more:.1f} Python over the plain loop)")
+    top = sorted(extra.items(), key=lambda kv: -kv[1])[:8]
+    print("      most added: " + ", ".join(f"{k.rsplit(':', 1)[-1]} {v:+.1f}" for k, v in top))
 
 
 def main() -> None:

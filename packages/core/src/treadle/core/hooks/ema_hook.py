@@ -107,9 +107,7 @@ class EMAHook(Hook):
         if self._ema_started(runner):
             self.ema_model.update_parameters(self.src_model)
         else:
-            src = self.src_model.state_dict()
-            for key, param in self.ema_model.module.state_dict().items():
-                param.data.copy_(src[key].data)
+            self._copy_model_into_average()
 
     def before_val_epoch(self, runner: Any) -> None:
         """Evaluate the averaged weights."""
@@ -162,7 +160,13 @@ class EMAHook(Hook):
     def _start_from_loaded_weights(self) -> None:
         if self._copy_pending:
             self._copy_pending = False
-            self.ema_model.module.load_state_dict(self.src_model.state_dict())
+            self._copy_model_into_average()
+
+    def _copy_model_into_average(self) -> None:
+        """Copy the model's parameters and buffers into the average (in place)."""
+        src = self.src_model.state_dict()
+        for key, param in self.ema_model.module.state_dict().items():
+            param.data.copy_(src[key].data)
 
     def _swap_ema_parameters(self) -> None:
         """Exchange the model's and the average's weights (and buffers with ``update_buffers``)."""
