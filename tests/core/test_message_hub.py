@@ -104,6 +104,53 @@ def test_update_scalar_does_not_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     assert h.get_scalar("train/loss").mean(10) == sum(range(90, 100)) / 10
 
 
+def test_update_scalar_stores_what_history_buffer_update_stores() -> None:
+    # update_scalar appends the per-iteration kinds (floats, detached 0-d tensors) itself: the
+    # buffer must end up as HistoryBuffer.update leaves it, for every kind and across a flush of
+    # MAX_PENDING tensors and the trimming of a full buffer.
+    weight = torch.ones(2, requires_grad=True)
+    values: list[Any] = [
+        0.5,
+        torch.tensor(2),  # int64: stays an int until a float arrives
+        torch.tensor(True),
+        (weight * 3).sum(),  # requires grad: detached
+        torch.tensor([1.5]),  # one element, shape (1,)
+        torch.tensor(0.25, dtype=torch.float64),
+        7,
+        np.float32(1.0),
+    ]
+    values += [torch.tensor(float(i)) for i in range(2 * message_hub_module.MAX_PENDING + 3)]
+    values += [0.125] * 70
+    for max_length in (1000000, 40):
+        h = hub()
+        h._log_scalars["x"] = HistoryBuffer(max_length=max_length)
+        expected = HistoryBuffer(max_length=max_length)
+        for i, value in enumerate(values):
+            h.update_scalar("x", value, count=1 + i % 3)
+            expected.update(value, 1 + i % 3)
+            assert len(h.get_scalar("x")._pending) < message_hub_module.MAX_PENDING
+        buffer = h.get_scalar("x")
+        assert not any(isinstance(v, torch.Tensor) and v.requires_grad for v in buffer._values)
+        assert buffer.log_history == expected.log_history
+        assert buffer.count_history == expected.count_history
+        assert repr(buffer.current()) == repr(expected.current())
+        assert buffer.mean() == expected.mean()
+
+
+def test_update_scalar_keeps_int_tensors_ints() -> None:
+    h = hub()
+    h.update_scalar("n", torch.tensor(3))
+    h.update_scalar("n", torch.tensor(4))
+    assert h.get_scalar("n").log_history == [3, 4]
+    assert isinstance(h.get_scalar("n").current(), int)
+    assert isinstance(h.get_scalar("n").max(), int)
+    h.update_scalar("n", torch.tensor(0.5))
+    assert isinstance(h.get_scalar("n").max(), float)  # like numpy once a float is in
+    h.update_scalar("m", 3)
+    h.update_scalar("m", 0.5)
+    assert repr(h.get_scalar("m").max()) == "3.0"
+
+
 def test_update_scalar_errors() -> None:
     h = hub()
     with pytest.raises(TypeError, match="scalar 'loss' must have one element, got a tensor"):

@@ -216,9 +216,7 @@ class HistoryBuffer:
                 log_val = log_val.reshape(())  # shape (1,) or (1, 1): stackable as 0-d
             if log_val.requires_grad:
                 log_val = log_val.detach()  # do not keep the autograd graph alive
-            if log_val.is_floating_point():
-                self._has_float = True
-            pending = True
+            pending = True  # _has_float is set when it is converted (_stack_into)
         else:
             log_val = _plain_number(log_val, "log_val")
             if isinstance(log_val, float):
@@ -539,8 +537,11 @@ def _stack_into(parts: list[_Part]) -> None:
     import torch
 
     numbers = torch.stack(list(chain.from_iterable(part[2] for part in parts))).tolist()
+    floats = type(numbers[0]) is float  # one dtype: all floats or none
     start = 0
     for buffer, indices, _ in parts:
+        if floats:
+            buffer._has_float = True
         stop = start + len(indices)
         first, last = indices[0], indices[-1]
         if last - first == stop - start - 1:  # consecutive indices (the usual case): one slice
