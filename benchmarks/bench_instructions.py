@@ -36,8 +36,8 @@ void zero(void) { CALLGRIND_ZERO_STATS; }
 void dump(void) { CALLGRIND_DUMP_STATS; }
 """
 
-EVENTS = ("Ir", "I1mr", "D1mr", "Bcm", "Bim")
-NAMES = {
+#: callgrind's event names, in the order printed, with what they count.
+EVENTS = {
     "Ir": "instructions",
     "I1mr": "I-cache misses",
     "D1mr": "D-cache read misses",
@@ -61,11 +61,15 @@ def child(helper: str, iters: int) -> None:
     bench.register_bench_components()
     loops = (("plain", bench.plain_loop), ("runner", bench.runner_loop))
     with tempfile.TemporaryDirectory() as tmp:
-        for warm, iterations in (("warm", 50), ("warm2", 20)):
-            for name, loop in loops:  # imports and first calls uninstrumented, then once more
-                os.makedirs(f"{tmp}/{warm}-{name}")  # instrumented (callgrind's caches warm)
-                loop(iterations, f"{tmp}/{warm}-{name}")
-            cg.start()
+        # Imports and first calls uninstrumented, then a short run of each loop instrumented,
+        # so that callgrind's simulated caches are warm when the measured runs start.
+        for name, loop in loops:
+            os.makedirs(f"{tmp}/warm-{name}")
+            loop(50, f"{tmp}/warm-{name}")
+        cg.start()
+        for name, loop in loops:
+            os.makedirs(f"{tmp}/warm2-{name}")
+            loop(20, f"{tmp}/warm2-{name}")
         for name, loop in loops:
             for n in (iters, 2 * iters):
                 run_dir = f"{tmp}/{name}{n}"
@@ -132,12 +136,11 @@ def main() -> None:
     n = args.iters
     print(f"per training iteration ({n} vs {2 * n} iterations, callgrind's simulated caches)")
     print(f"  {'':<28} {'plain loop':>12} {'Runner':>12} {'difference':>12} {'ratio':>7}")
-    for event in EVENTS:
+    for event, name in EVENTS.items():
         plain = (plain_2n[event] - plain_n[event]) / n
         ours = (runner_2n[event] - runner_n[event]) / n
         print(
-            f"  {NAMES[event]:<28} {plain:12,.0f} {ours:12,.0f} {ours - plain:+12,.0f} "
-            f"{ours / plain:7.3f}"
+            f"  {name:<28} {plain:12,.0f} {ours:12,.0f} {ours - plain:+12,.0f} {ours / plain:7.3f}"
         )
 
 

@@ -17,6 +17,7 @@ import torch
 
 from treadle.core.logging import HistoryBuffer, MessageHub
 from treadle.core.logging import message_hub as message_hub_module
+from treadle.core.logging.history_buffer import MAX_PENDING
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logging"
 
@@ -119,7 +120,7 @@ def test_update_scalar_stores_what_history_buffer_update_stores() -> None:
         7,
         np.float32(1.0),
     ]
-    values += [torch.tensor(float(i)) for i in range(2 * message_hub_module.MAX_PENDING + 3)]
+    values += [torch.tensor(float(i)) for i in range(2 * MAX_PENDING + 3)]
     values += [0.125] * 70
     for max_length in (1000000, 40):
         h = hub()
@@ -128,7 +129,7 @@ def test_update_scalar_stores_what_history_buffer_update_stores() -> None:
         for i, value in enumerate(values):
             h.update_scalar("x", value, count=1 + i % 3)
             expected.update(value, 1 + i % 3)
-            assert len(h.get_scalar("x")._pending) < message_hub_module.MAX_PENDING
+            assert len(h.get_scalar("x")._pending) < MAX_PENDING
         buffer = h.get_scalar("x")
         assert not any(isinstance(v, torch.Tensor) and v.requires_grad for v in buffer._values)
         assert buffer.log_history == expected.log_history

@@ -221,6 +221,11 @@ class HistoryBuffer:
             log_val = _plain_number(log_val, "log_val")
             if isinstance(log_val, float):
                 self._has_float = True
+        self._append(log_val, count, pending)
+
+    def _append(self, log_val: Any, count: Number, pending: bool) -> None:
+        """Append a checked value: a number (the caller sets ``_has_float`` for a float) or,
+        with ``pending``, a detached 0-d tensor, converted when a statistic is asked for."""
         values = self._values
         if pending:
             self._pending.append(len(values))

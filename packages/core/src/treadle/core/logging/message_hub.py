@@ -19,12 +19,7 @@ from collections import OrderedDict
 from typing import Any
 
 from treadle.core.logging import history_buffer as _history_buffer
-from treadle.core.logging.history_buffer import (
-    MAX_PENDING,
-    HistoryBuffer,
-    _is_tensor,
-    _plain_number,
-)
+from treadle.core.logging.history_buffer import HistoryBuffer, _is_tensor, _plain_number
 from treadle.core.logging.logger import print_log
 from treadle.core.utils.manager import ManagerMixin
 
@@ -183,22 +178,13 @@ class MessageHub(ManagerMixin):
             or (kind is _history_buffer._Tensor and not value.requires_grad and not value.dim())
         ):
             # What the hooks log every iteration: timings and learning rates (floats) and the
-            # detached 0-d losses. Appended here as HistoryBuffer.update would append them,
-            # without its checks (these values pass them) and without its frame.
+            # detached 0-d losses. They pass HistoryBuffer.update's checks: append them directly.
             buffer = self._log_scalars.get(key)
             if buffer is None:
                 buffer = self._log_scalars[key] = HistoryBuffer()
-            values = buffer._values
             if kind is float:
                 buffer._has_float = True
-            else:  # converted with the buffer's other pending tensors when read
-                buffer._pending.append(len(values))
-            values.append(value)
-            buffer._counts.append(count)
-            if len(buffer._pending) >= MAX_PENDING:
-                buffer._flush()
-            if len(values) > buffer._trim_at:
-                buffer._trim()
+            buffer._append(value, count, kind is not float)
             return
         if kind is not float and not (kind is _history_buffer._Tensor and not value.dim()):
             value = _scalar_value(key, value)
