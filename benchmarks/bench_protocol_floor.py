@@ -10,7 +10,8 @@ for, which any compatible engine does. This script writes that work into the pla
   and the logged means read back from the hub;
 - ``step``: ``BaseModel``'s train step: the data preprocessor, ``forward(mode="loss")`` through
   the model's ``__call__``, ``parse_losses``;
-- ``val``: ``val_step`` with per-sample predictions, an ``Evaluator`` with ``Accuracy``.
+- ``val``: ``val_step`` with the bench model's predictions (one dict of batch tensors, as in
+  ``bench_train_loop.py``), an ``Evaluator`` with ``Accuracy``.
 
 Each round runs the plain loop, every variant and the Runner, and reports each one's overhead
 over that round's plain loop (median over rounds: this machine's timing noise is a few µs).

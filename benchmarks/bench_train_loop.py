@@ -1,7 +1,9 @@
 """Framework cost per training iteration: the Runner vs a plain PyTorch loop doing the same work.
 
 Both train the same MLP (width 32, batch 64, 2000 iterations, SGD), validate every 500
-iterations, log every 50 (the plain loop times each step and writes a text line and a JSON line
+iterations (the Runner's model returns its predictions as one dict of batch tensors, which
+``Accuracy`` takes whole; ``--per-sample-outputs`` makes it return MMEngine's list of per-sample
+dicts instead), log every 50 (the plain loop times each step and writes a text line and a JSON line
 of window means, with one ``.item()`` per interval, as the Runner does) and save one checkpoint at
 the end; both read the same in-memory data through a DataLoader with treadle's
 DefaultSampler and default_collate. The Runner runs with its default hooks (runtime info, timer,
@@ -79,11 +81,22 @@ class Net(BaseModel):
         if mode == "loss":
             return {"loss": nn.functional.cross_entropy(logits, labels)}
         if mode == "predict":
-            return [
-                {"pred_label": p, "gt_label": y}
-                for p, y in zip(logits.argmax(-1), labels, strict=True)
-            ]
+            if PER_SAMPLE_OUTPUTS:  # MMEngine's form: one result dict per sample
+                return per_sample(logits, labels)
+            return {"pred_label": logits.argmax(-1), "gt_label": labels}  # batched outputs
         return logits
+
+
+#: ``--per-sample-outputs``: the Runner's model returns MMEngine's per-sample list from
+#: ``forward(mode="predict")`` instead of one dict of batch tensors.
+PER_SAMPLE_OUTPUTS = False
+
+
+def per_sample(logits: torch.Tensor, labels: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+    """MMEngine's validation outputs: a result dict per sample."""
+    return [
+        {"pred_label": p, "gt_label": y} for p, y in zip(logits.argmax(-1), labels, strict=True)
+    ]
 
 
 def loader(dataset: Data, shuffle: bool) -> torch.utils.data.DataLoader[Any]:
@@ -326,7 +339,10 @@ def mmengine_loop(iters: int, work_dir: str) -> float:
             super().__init__()
             self.net = mlp()
 
-        forward = Net.forward
+        def forward(self, inputs: torch.Tensor, labels: torch.Tensor, mode: str = "tensor") -> Any:
+            if mode == "predict":  # MMEngine's metrics take per-sample results only
+                return per_sample(self.net(inputs), labels)
+            return Net.forward(self, inputs, labels, mode)
 
     class MMAccuracy(BaseMetric):  # type: ignore[misc]
         default_prefix = "accuracy"
@@ -425,7 +441,15 @@ def main() -> None:
         help="also count the function calls per iteration of each loop (sys.setprofile; "
         "independent of the machine's load)",
     )
+    parser.add_argument(
+        "--per-sample-outputs",
+        action="store_true",
+        help="the Runner's model returns MMEngine's per-sample validation outputs instead of "
+        "one dict of batch tensors",
+    )
     args = parser.parse_args()
+    global PER_SAMPLE_OUTPUTS
+    PER_SAMPLE_OUTPUTS = args.per_sample_outputs
     torch.set_num_threads(1)
     logging.getLogger("treadle").setLevel(logging.WARNING)
     register_bench_components()

@@ -726,3 +726,92 @@ def test_gathered_results_do_not_drag_their_batch_storage_along() -> None:
     assert torch.equal(sent[3]["pred_score"], scores[3])
     assert torch.equal(sent[3]["pair"][0], scores[3, :2])
     assert sent[3]["pair"][1][0] == 3
+
+
+# ----------------------------------------------------------------------------- batched outputs
+
+
+def _batched_and_per_sample(kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The same predictions as one batched dict and as MMEngine's per-sample list."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(12, 5, generator=g)
+    labels = torch.randint(0, 5, (12,), generator=g)
+    if kind == "labels":
+        batched = {"pred_label": scores.argmax(-1), "gt_label": labels}
+    elif kind == "labels (N, 1)":
+        batched = {"pred_label": scores.argmax(-1, keepdim=True), "gt_label": labels[:, None]}
+    else:
+        batched = {"pred_score": scores, "gt_label": labels}
+    keys = list(batched)
+    samples = [dict(zip(keys, row, strict=True)) for row in zip(*batched.values(), strict=True)]
+    return batched, samples
+
+
+@pytest.mark.parametrize("kind", ["labels", "labels (N, 1)", "scores"])
+def test_batched_outputs_give_the_per_sample_metrics(kind: str) -> None:
+    batched, samples = _batched_and_per_sample(kind)
+    topk = (1,) if kind != "scores" else (1, 3)
+    ours, reference = Evaluator(Accuracy(topk=topk)), Evaluator(Accuracy(topk=topk))
+    for start in (0, 5):  # two batches of different sizes
+        stop = 5 if start == 0 else 12
+        ours.process({k: v[start:stop] for k, v in batched.items()})
+        reference.process(samples[start:stop])
+    import torch
+
+    got, expected = ours.metrics[0].results, reference.metrics[0].results
+    assert len(got) == len(expected) == 12
+    for result, ref in zip(got, expected, strict=True):
+        assert list(result) == list(ref)
+        for key, value in result.items():
+            assert type(value) is type(ref[key])
+            assert (
+                torch.equal(value, ref[key]) if type(value) is torch.Tensor else value == ref[key]
+            )
+    assert ours.evaluate(12) == reference.evaluate(12)
+
+
+def test_batched_outputs_are_split_for_metrics_that_take_samples() -> None:
+    import torch
+
+    ids, fixed = RecordIds(), Fixed({"x": 1})
+    evaluator = Evaluator([ids, fixed])
+    data_batch = {"inputs": "batch"}
+    evaluator.process({"id": torch.tensor([3, 4]), "name": ["a", "b"]}, data_batch)
+    assert [int(i) for i in ids.results] == [3, 4]
+    assert [(int(s["id"]), s["name"]) for s in fixed.results] == [(3, "a"), (4, "b")]
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ({"pred_label": [1, 2], "gt_label": [1]}, r"lengths \{'pred_label': 2, 'gt_label': 1\}"),
+        ({}, "non-empty dict"),
+        ({"pred_label": 3, "gt_label": [1]}, "no length"),
+    ],
+)
+def test_batched_outputs_of_different_lengths_are_rejected(
+    outputs: dict[str, Any], message: str
+) -> None:
+    metric = Accuracy()
+    with pytest.raises(ValueError, match=message):
+        Evaluator(metric).process(outputs)
+    assert metric.results == []
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ({"pred_label": [1, 2]}, r"needs 'gt_label' and .* got keys \['pred_label'\]"),
+        ({"gt_label": [1, 2], "scores": [0, 1]}, "needs 'gt_label' and 'pred_score'"),
+        ({"pred_label": [[1, 2], [0, 1]], "gt_label": [1, 2]}, r"pred_label must hold one"),
+        ({"pred_label": [1.0, 2.0], "gt_label": [1, 2]}, "integer class indices"),
+        ({"pred_score": [0.1, 0.9], "gt_label": [1, 2]}, r"must be \(batch, classes\)"),
+    ],
+)
+def test_accuracy_rejects_bad_batched_outputs(outputs: dict[str, Any], message: str) -> None:
+    metric = Accuracy()
+    with pytest.raises(ValueError, match=message):
+        metric.process_batch(None, outputs)
+    assert metric.results == []

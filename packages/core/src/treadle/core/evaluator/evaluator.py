@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from treadle.core.evaluator.metric import BaseMetric
+from treadle.core.evaluator.metric import BaseMetric, batch_length
 
 if TYPE_CHECKING:
     from treadle.core.evaluator.collectives import Collectives
@@ -104,16 +104,30 @@ class Evaluator:
         for metric in self.metrics:
             metric.collectives = collectives
 
-    def process(self, data_samples: Sequence[Any], data_batch: Any = None) -> None:
+    def process(
+        self, data_samples: Sequence[Any] | Mapping[str, Any], data_batch: Any = None
+    ) -> None:
         """Hand one batch of outputs to every metric.
 
         Data elements (objects with ``to_dict()``, such as ``BaseDataElement``) are converted to
-        dicts first, as in MMEngine; dicts and other objects pass unchanged.
+        dicts first, as in MMEngine; dicts and other objects pass unchanged. Batched outputs, one
+        dict of batch-major values (``{"pred_label": tensor of N, "gt_label": tensor of N}``),
+        go to each metric's :meth:`~BaseMetric.process_batch`: metrics that work on whole
+        batches skip MMEngine's per-sample objects, the others get them split out.
 
         Args:
-            data_samples: The model's outputs (predictions with their ground truth).
+            data_samples: The model's outputs (predictions with their ground truth): a sequence
+                of per-sample results, or one dict of batched values.
             data_batch: The batch from the dataloader.
+
+        Raises:
+            ValueError: Batched outputs whose values differ in length.
         """
+        if isinstance(data_samples, Mapping):  # batched outputs: {key: batch-major values}
+            batch_length(data_samples)
+            for metric in self.metrics:
+                metric.process_batch(data_batch, data_samples)
+            return
         samples = list(data_samples)
         if set(map(type, samples)) - {dict}:  # not all plain dicts (which pass unchanged)
             samples = [_as_dict(sample) for sample in samples]

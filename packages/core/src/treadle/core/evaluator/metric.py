@@ -21,7 +21,7 @@ from treadle.core.evaluator.collectives import LOCAL_COLLECTIVES, Collectives, c
 from treadle.core.logging import print_log
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 #: Values accepted for ``collect_device`` (MMEngine's). Results travel through the collectives
 #: object either way; the strategy decides the transport.
@@ -129,6 +129,23 @@ class BaseMetric(metaclass=ABCMeta):
                 data).
             data_samples: The model's outputs for the batch, as dicts.
         """
+
+    def process_batch(self, data_batch: Any, outputs: Mapping[str, Any]) -> None:
+        """Process one batch of *batched* outputs: ``{key: batch-major values}``.
+
+        A model's ``val_step``/``test_step`` may return one dict of batch tensors (e.g.
+        ``{"pred_label": logits.argmax(-1), "gt_label": labels}``) instead of MMEngine's list of
+        per-sample results; the :class:`~treadle.core.evaluator.Evaluator` then calls this. Here
+        the batch is split into per-sample dicts (sample ``i`` holds every key's ``i``-th
+        element) and handed to :meth:`process`, so every metric works with batched outputs;
+        a metric that can work on the whole batch (as :class:`Accuracy` does) overrides this
+        and skips the per-sample objects.
+
+        Args:
+            data_batch: The batch from the dataloader.
+            outputs: The model's batched outputs; every value has the same length.
+        """
+        self.process(data_batch, split_batch(outputs))
 
     @abstractmethod
     def compute_metrics(self, results: list[Any]) -> dict[str, Any]:
@@ -325,3 +342,37 @@ def _cpu_leaves(values: list[Any], kinds: set[type], tensor: type) -> bool:
         tensors = [v for v in values if type(v) is tensor] if kinds else values
         return all(map(_IS_CPU, tensors))
     return True
+
+
+def batch_length(outputs: Mapping[str, Any]) -> int:
+    """The number of samples in batched outputs: the common length of every value.
+
+    Raises:
+        ValueError: ``outputs`` is empty, or its values differ in length or have none (the
+            message names each key's length).
+    """
+    lengths: dict[str, Any] = {}
+    for key, value in outputs.items():
+        try:
+            lengths[key] = len(value)
+        except TypeError:
+            lengths[key] = f"no length ({type(value).__name__})"
+    values = set(lengths.values())
+    if len(values) != 1 or type(next(iter(values))) is not int:
+        raise ValueError(
+            "batched outputs must be a non-empty dict whose values all have the batch's length "
+            f"(one entry per sample), got lengths {lengths}"
+        )
+    return int(values.pop())
+
+
+def split_batch(outputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Batched outputs as per-sample dicts (MMEngine's form): sample ``i`` holds every key's
+    ``i``-th element (tensors are split into views with ``unbind``)."""
+    batch_length(outputs)
+    columns = []
+    for value in outputs.values():
+        unbind = getattr(value, "unbind", None)  # a tensor: views, without Python iteration
+        columns.append(unbind() if callable(unbind) else list(value))
+    keys = list(outputs)
+    return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]

@@ -7,7 +7,7 @@ from itertools import repeat
 from operator import contains, itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from treadle.core.evaluator.metric import BaseMetric
+from treadle.core.evaluator.metric import BaseMetric, batch_length
 
 if TYPE_CHECKING:
     import torch
@@ -69,6 +69,39 @@ class Accuracy(BaseMetric):
         for index, sample in enumerate(samples):
             self.results.append(_sample_result(index, sample))
 
+    def process_batch(self, data_batch: Any, outputs: Mapping[str, Any]) -> None:
+        """Keep the results of a batched output, ``{"gt_label": N labels, "pred_label": N
+        labels}`` or ``{"gt_label": N labels, "pred_score": (N, C) scores}``, without
+        per-sample objects from the model (see :meth:`BaseMetric.process_batch`).
+
+        Raises:
+            ValueError: ``gt_label`` or both predictions are missing, or a value does not hold
+                one label (or one row of scores) per sample; the message names the key.
+        """
+        import torch
+
+        n = batch_length(outputs)
+        if "gt_label" not in outputs or not ("pred_score" in outputs or "pred_label" in outputs):
+            raise ValueError(
+                "Accuracy needs 'gt_label' and 'pred_score' or 'pred_label' in batched outputs; "
+                f"got keys {sorted(outputs)}"
+            )
+        gt = _batch_labels(outputs["gt_label"], "gt_label", n)
+        if "pred_score" in outputs:
+            scores = _as_tensor(outputs["pred_score"])
+            if scores.dim() != 2:
+                raise ValueError(
+                    "Accuracy's batched pred_score must be (batch, classes), got shape "
+                    f"{tuple(scores.shape)}"
+                )
+            rows = scores.to(torch.float32).unbind()
+            self.results.extend(
+                {"gt_label": g, "pred_score": s} for g, s in zip(gt, rows, strict=True)
+            )
+            return
+        pred = _batch_labels(outputs["pred_label"], "pred_label", n)
+        self.results.extend({"gt_label": g, "pred_label": p} for g, p in zip(gt, pred, strict=True))
+
     def _results_to_cpu(self, results: list[Any]) -> list[Any]:
         # This class's process() stores CPU tensors only; a subclass's own process() may not.
         if type(self).process is Accuracy.process:
@@ -81,7 +114,7 @@ class Accuracy(BaseMetric):
 
         if not results:
             raise ValueError("Accuracy has no results to compute on (empty validation set?)")
-        target = torch.cat(list(map(_GT_LABEL, results)))
+        target = _label_tensor(list(map(_GT_LABEL, results)))
         num = int(target.numel())
         if all(map(contains, results, repeat("pred_score"))):
             scores = list(map(_PRED_SCORE, results))
@@ -104,7 +137,7 @@ class Accuracy(BaseMetric):
             hits = ranked == target.unsqueeze(1)
             return {f"top{k}": 100.0 * int(hits[:, :k].any(dim=1).sum()) / num for k in self.topk}
         if all(map(contains, results, repeat("pred_label"))):
-            pred = torch.cat(list(map(_PRED_LABEL, results)))
+            pred = _label_tensor(list(map(_PRED_LABEL, results)))
             return {"top1": 100.0 * int((pred == target).sum()) / num}
         raise ValueError(
             "Accuracy needs the same kind of prediction for every sample: some have "
@@ -120,7 +153,7 @@ _PRED_LABEL = itemgetter("pred_label")
 _PRED_SCORE = itemgetter("pred_score")
 
 
-def _sample_result(index: int, sample: Any) -> dict[str, torch.Tensor]:
+def _sample_result(index: int, sample: Any) -> dict[str, Any]:
     """One sample's result (checked and converted on its own)."""
     if not isinstance(sample, Mapping) or "gt_label" not in sample:
         keys = sorted(sample) if isinstance(sample, Mapping) else type(sample).__name__
@@ -128,7 +161,7 @@ def _sample_result(index: int, sample: Any) -> dict[str, torch.Tensor]:
             f"Accuracy needs 'gt_label' and 'pred_score' or 'pred_label' in each data "
             f"sample; data_samples[{index}] has {keys}"
         )
-    result = {"gt_label": _label(sample["gt_label"], "gt_label")}
+    result: dict[str, Any] = {"gt_label": _label(sample["gt_label"], "gt_label")}
     if "pred_score" in sample:
         result["pred_score"] = _as_tensor(sample["pred_score"]).reshape(-1).float()
     elif "pred_label" in sample:
@@ -141,7 +174,7 @@ def _sample_result(index: int, sample: Any) -> dict[str, torch.Tensor]:
     return result
 
 
-def _batch_results(samples: list[Any]) -> list[dict[str, torch.Tensor]] | None:
+def _batch_results(samples: list[Any]) -> list[dict[str, Any]] | None:
     """The results of a whole batch at once, or ``None`` when the batch is not the common case.
 
     The common case: plain dicts that all hold tensors of one shape under the same keys (every
@@ -171,20 +204,49 @@ def _batch_results(samples: list[Any]) -> list[dict[str, torch.Tensor]] | None:
     gt = _stacked(gt_values, torch.int64)
     if gt is None or gt.numel() != len(samples):
         return None
+    preds: list[Any] | tuple[torch.Tensor, ...]
     if pred_key == "pred_label":
         pred = _stacked(pred_values, torch.int64)
         if pred is None or pred.numel() != len(samples):
             return None
-        preds = pred.reshape(-1, 1).long().unbind()
+        preds = pred.reshape(-1).long().tolist()
     else:
         pred = _stacked(pred_values, torch.float32)
         if pred is None or pred.numel() == 0:
             return None
         preds = pred.reshape(len(samples), -1).float().unbind()
+    # Labels as Python ints: one tolist() instead of a tensor view per sample.
     return [
         {"gt_label": g, pred_key: p}
-        for g, p in zip(gt.reshape(-1, 1).long().unbind(), preds, strict=True)
+        for g, p in zip(gt.reshape(-1).long().tolist(), preds, strict=True)
     ]
+
+
+def _batch_labels(value: Any, key: str, n: int) -> list[int]:
+    """The ``n`` class indices of a batched ``key`` (``N`` or ``(N, 1)`` values) as ints."""
+    labels = _as_tensor(value)
+    if labels.numel() != n or (labels.dim() > 1 and labels.shape[0] != n):
+        raise ValueError(
+            f"Accuracy is for single-label classification: batched {key} must hold one class "
+            f"index per sample ({n}), got shape {tuple(labels.shape)}"
+        )
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"batched {key} must hold integer class indices, got {labels.dtype}")
+    return labels.reshape(-1).long().tolist()
+
+
+def _label_tensor(values: list[Any]) -> torch.Tensor:
+    """The labels of every sample (ints, or one-element tensors) as one int64 tensor."""
+    import torch
+
+    if all(type(value) is int for value in values):
+        return torch.tensor(values, dtype=torch.int64)
+    return torch.cat(
+        [
+            torch.tensor([value]) if type(value) is int else value.reshape(-1).long()
+            for value in values
+        ]
+    )
 
 
 def _stacked(values: list[Any], target: torch.dtype) -> torch.Tensor | None:
@@ -220,8 +282,8 @@ def _as_tensor(value: Any) -> torch.Tensor:
     return torch.as_tensor(value)
 
 
-def _label(value: Any, key: str) -> torch.Tensor:
-    """One class index as a 1-element int64 CPU tensor."""
+def _label(value: Any, key: str) -> int:
+    """One class index, as a Python int (stored so by both of process()'s paths)."""
     if isinstance(value, Mapping):
         value = value["label"]
     label = _as_tensor(value).reshape(-1)
@@ -230,4 +292,4 @@ def _label(value: Any, key: str) -> torch.Tensor:
             f"Accuracy is for single-label classification: {key} must hold one class index, "
             f"got {label.numel()} values"
         )
-    return label.long()
+    return int(label.long().item())

@@ -416,8 +416,14 @@ def _split_loss(outputs: Any) -> tuple[Any, dict[str, Any]]:
     """Split MMEngine's validation loss off the end of ``outputs``.
 
     A model's ``val_step`` reports a validation loss by appending an element whose only key is
-    ``loss`` (a dict or a data element) holding ``{name: tensor or list of tensors}``.
+    ``loss`` (a dict or a data element) holding ``{name: tensor or list of tensors}``; batched
+    outputs (one dict of batch-major values) hold that ``{name: ...}`` dict under ``loss``.
     """
+    if isinstance(outputs, dict):
+        losses = outputs.get("loss")
+        if isinstance(losses, Mapping):
+            return {k: v for k, v in outputs.items() if k != "loss"}, dict(losses)
+        return outputs, {}
     if isinstance(outputs, list) and outputs:
         last = outputs[-1]
         keys = list(last.keys()) if hasattr(last, "keys") else None
