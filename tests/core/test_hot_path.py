@@ -495,6 +495,70 @@ def test_train_step_still_runs_module_hooks(toy_cfg: Any) -> None:
     assert seen.count("ToyNet") == iters
 
 
+@pytest.mark.parametrize("hooked", ["model", "preprocessor"])
+def test_train_step_runs_a_hook_on_either_module_alone(toy_cfg: Any, hooked: str) -> None:
+    """train_step asks about the model and its preprocessor together; a hook on only one of them
+    must still run (and the other keeps working)."""
+    runner = _toy_runner(toy_cfg, val_dataloader=None, val_evaluator=None)
+    model = runner.model
+    module = model if hooked == "model" else model.data_preprocessor
+    seen: list[Any] = []
+    handle = module.register_forward_pre_hook(lambda m, a: seen.append(m))
+    try:
+        runner.train()
+    finally:
+        handle.remove()
+    assert runner.iter == 3
+    assert seen == [module] * 3
+
+
+def test_train_step_calls_an_overridden_run_forward(toy_cfg: Any) -> None:
+    """MMEngine's train_step calls ``self._run_forward(data, mode="loss")``: a subclass that
+    overrides it is called, not skipped by the direct ``forward`` call."""
+    from treadle.core.registry import MODELS
+
+    from .conftest import ToyNet
+
+    calls: list[str] = []
+
+    class RunForwardNet(ToyNet):
+        def _run_forward(self, data: Any, mode: str) -> Any:
+            calls.append(mode)
+            return super()._run_forward(data, mode)
+
+    name = f"RunForwardNet{uuid.uuid4().hex}"
+    MODELS.register_module(name=name, module=RunForwardNet)
+    runner = _toy_runner(toy_cfg, model={"type": name}, val_dataloader=None, val_evaluator=None)
+    runner.train()
+    assert calls == ["loss"] * 3
+
+
+def test_calls_forward_only_of_two_modules_needs_both() -> None:
+    from treadle.core.model import utils
+
+    first, second = nn.Linear(2, 2), nn.Linear(2, 2)
+    assert utils.calls_forward_only(first, second)
+    for module in (first, second):
+        handle = module.register_forward_hook(lambda *args: None)
+        assert not utils.calls_forward_only(first, second)
+        assert utils.calls_forward_only(first if module is second else second)
+        handle.remove()
+        handle = module.register_full_backward_hook(lambda *args: None)
+        assert not utils.calls_forward_only(first, second)
+        handle.remove()
+    assert utils.calls_forward_only(first, second)
+
+    class OwnCall(nn.Linear):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return super().__call__(*args, **kwargs)
+
+    assert not utils.calls_forward_only(first, OwnCall(2, 2))
+    assert not utils.calls_forward_only(OwnCall(2, 2), second)
+    compiled = nn.Linear(2, 2)
+    compiled.compile()
+    assert not utils.calls_forward_only(first, compiled)
+
+
 def test_calls_forward_only_answers_as_module_call_would() -> None:
     from treadle.core.model import utils
 
@@ -599,3 +663,34 @@ def test_lr_fast_path_steps_aside_for_an_overridden_get_lr(toy_cfg: Any) -> None
     per_instance.train()
     assert per_instance.message_hub.get_scalar("train/lr").log_history == [7.0, 7.0, 7.0]
     assert per_instance.message_hub.get_scalar("train/extra").log_history == [3.0, 3.0, 3.0]
+
+
+# -- batched validation outputs --------------------------------------------------------------------
+
+
+def test_a_model_may_return_batched_validation_outputs(toy_cfg: Any) -> None:
+    """``{"pred_score": (N, C), "gt_label": (N,), "loss": {...}}`` from val_step gives the same
+    metrics and validation loss as ToyNet's per-sample list."""
+    from treadle.core.registry import MODELS
+
+    from .conftest import ToyNet
+
+    class BatchedNet(ToyNet):
+        def forward(self, inputs: Any, labels: Any = None, mode: str = "tensor") -> Any:  # type: ignore[override]
+            if mode != "predict":
+                return super().forward(inputs, labels, mode)
+            logits = self.net(inputs)
+            loss = nn.functional.cross_entropy(logits, labels)
+            return {"pred_score": logits.softmax(-1), "gt_label": labels, "loss": {"loss": loss}}
+
+    name = f"BatchedNet{uuid.uuid4().hex}"
+    MODELS.register_module(name=name, module=BatchedNet)
+    metrics = []
+    for model in ({"type": "ToyNet"}, {"type": name}):
+        torch.manual_seed(0)
+        runner = Runner.from_cfg(
+            toy_cfg(model=model, train_cfg=None, train_dataloader=None, optim_wrapper=None)
+        )
+        metrics.append(runner.val())
+    assert set(metrics[0]) >= {"accuracy/top1", "val_loss"}
+    assert metrics[1] == metrics[0]

@@ -106,6 +106,28 @@ class LoggerHook(Hook):
         self._train_len = 0
         self._len_runner: int | None = None
         self._len_last_idx = 0
+        # The batch index before which nothing is due (see _next_due); 0: ask every iteration.
+        self._quiet_below: float = 0
+
+    @property
+    def interval(self) -> int:
+        """Log every this many iterations."""
+        return self._interval
+
+    @interval.setter
+    def interval(self, value: int) -> None:
+        self._interval = value
+        self._quiet_below = 0  # ask again from the next iteration on
+
+    @property
+    def interval_exp_name(self) -> int:
+        """Log the experiment name every this many iterations."""
+        return self._interval_exp_name
+
+    @interval_exp_name.setter
+    def interval_exp_name(self, value: int) -> None:
+        self._interval_exp_name = value
+        self._quiet_below = 0
 
     def before_run(self, runner: Any) -> None:
         """Resolve ``out_dir`` and name the JSON scalar log after the run's timestamp."""
@@ -134,16 +156,24 @@ class LoggerHook(Hook):
         within an epoch is not followed.
         """
         if self._stock_predicates:  # Hook's predicates, written out: this runs every iteration
+            if (
+                self._len_last_idx < batch_idx < self._quiet_below
+                and id(runner) == self._len_runner
+            ):
+                self._len_last_idx = batch_idx  # nothing is due yet (see _next_due)
+                return
             if id(runner) != self._len_runner or batch_idx <= self._len_last_idx:
                 self._train_len = len(runner.train_dataloader)
                 self._len_runner = id(runner)
             self._len_last_idx = batch_idx
             length = self._train_len
             end_of_epoch = batch_idx + 1 == length
+            done = runner.iter + 1
             n = self.interval_exp_name
-            exp_name_due = n > 0 and (runner.iter + 1) % n == 0
+            exp_name_due = n > 0 and done % n == 0
             n = self.interval
             log_due = n > 0 and (batch_idx + 1) % n == 0
+            self._quiet_below = self._next_due(batch_idx, done, length)
         else:  # a subclass's own predicates, asked as MMEngine asks them
             dataloader = runner.train_dataloader
             length = len(dataloader)
@@ -156,6 +186,25 @@ class LoggerHook(Hook):
             tag, log_str = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
             runner.logger.info(log_str)
             runner.visualizer.add_scalars(tag, step=runner.iter + 1, file_path=self.json_log_path)
+
+    def _next_due(self, batch_idx: int, done: int, length: int) -> float:
+        """The next batch index of this epoch at which after_train_iter has something to do:
+        the next logging interval, the next experiment-name line or the end of the epoch.
+
+        Until then after_train_iter only notes the batch index. Its answers stay those of the
+        predicates asked every iteration as long as ``runner.iter`` advances with ``batch_idx``
+        (``done`` is ``runner.iter + 1`` at ``batch_idx``), as in every train loop that calls
+        the hook once per iteration; a new epoch (``batch_idx`` not above the last one), another
+        runner, or a new ``interval`` or ``interval_exp_name`` asks again at once.
+        """
+        due: float = length - 1 if length - 1 > batch_idx else float("inf")
+        n = self.interval
+        if n > 0:
+            due = min(due, ((batch_idx + 1) // n + 1) * n - 1)
+        n = self.interval_exp_name
+        if n > 0:
+            due = min(due, batch_idx + (done // n + 1) * n - done)
+        return due
 
     def after_val_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None

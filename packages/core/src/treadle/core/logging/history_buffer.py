@@ -225,7 +225,10 @@ class HistoryBuffer:
 
     def _append(self, log_val: Any, count: Number, pending: bool) -> None:
         """Append a checked value: a number (the caller sets ``_has_float`` for a float) or,
-        with ``pending``, a detached 0-d tensor, converted when a statistic is asked for."""
+        with ``pending``, a detached 0-d tensor, converted when a statistic is asked for.
+
+        ``MessageHub.update_scalar`` appends floats itself, as the non-pending branch here does
+        (values, counts, trim): change both together."""
         values = self._values
         if pending:
             self._pending.append(len(values))

@@ -173,19 +173,25 @@ class MessageHub(ManagerMixin):
         if self._resumed_keys.get(key) is not resumed:
             self._set_resumed_keys(key, resumed)
         kind = type(value)
-        if type(count) is int and (
-            kind is float
-            or (kind is _history_buffer._Tensor and not value.requires_grad and not value.dim())
-        ):
-            # What the hooks log every iteration: timings and learning rates (floats) and the
-            # detached 0-d losses. They pass HistoryBuffer.update's checks: append them directly.
-            buffer = self._log_scalars.get(key)
-            if buffer is None:
-                buffer = self._log_scalars[key] = HistoryBuffer()
+        # What the hooks log every iteration (timings and learning rates as floats, detached 0-d
+        # losses) passes HistoryBuffer.update's checks: append it here, as HistoryBuffer._append
+        # does, without its frame (this runs several times per training iteration).
+        if type(count) is int:
             if kind is float:
-                buffer._has_float = True
-            buffer._append(value, count, kind is not float)
-            return
+                buffer = self._log_scalars.get(key)
+                if buffer is not None:
+                    buffer._has_float = True
+                    values = buffer._values
+                    values.append(value)
+                    buffer._counts.append(count)
+                    if len(values) > buffer._trim_at:
+                        buffer._trim()
+                    return
+            elif kind is _history_buffer._Tensor and not value.requires_grad and not value.dim():
+                buffer = self._log_scalars.get(key)
+                if buffer is not None:
+                    buffer._append(value, count, True)
+                    return
         if kind is not float and not (kind is _history_buffer._Tensor and not value.dim()):
             value = _scalar_value(key, value)
         if type(count) is not int:

@@ -165,13 +165,15 @@ _MODULE_CALL = nn.Module.__call__
 _MODULE_CALL_IMPL = nn.Module._call_impl
 
 
-def calls_forward_only(module: nn.Module) -> bool:
-    """Whether ``module(*args, **kwargs)`` would only return ``module.forward(*args, **kwargs)``.
+def calls_forward_only(module: nn.Module, other: nn.Module | None = None) -> bool:
+    """Whether ``module(*args, **kwargs)`` would only return ``module.forward(*args, **kwargs)``
+    (and, given ``other``, whether the same holds for ``other`` too).
 
     That is torch's own shortcut in ``nn.Module.__call__`` (``_call_impl``) when nothing else is
     there to run. Code on the per-iteration path (``BaseModel.train_step``) asks this and then
     calls ``forward`` itself, without ``__call__``'s two Python frames and argument repacking;
-    everything else behaves the same.
+    everything else behaves the same. Asking for two modules at once (the model and its data
+    preprocessor) looks at torch's global hooks and tracing state once.
 
     False whenever ``__call__`` would do more: forward or backward hooks on the module or
     registered for all modules, a ``module.compile()``-d call, JIT tracing, a class that
@@ -181,16 +183,25 @@ def calls_forward_only(module: nn.Module) -> bool:
     internals = _CALL_INTERNALS
     if internals is None:
         return False
-    cls = type(module)
-    if cls.__call__ is not _MODULE_CALL or cls._call_impl is not _MODULE_CALL_IMPL:
-        return False
+    if other is None:
+        other = module
     torch_module, is_tracing = internals
+    cls, other_cls = type(module), type(other)
     return not (
-        module._compiled_call_impl is not None
+        cls.__call__ is not _MODULE_CALL
+        or cls._call_impl is not _MODULE_CALL_IMPL
+        or other_cls.__call__ is not _MODULE_CALL
+        or other_cls._call_impl is not _MODULE_CALL_IMPL
+        or module._compiled_call_impl is not None
         or module._forward_pre_hooks
         or module._forward_hooks
         or module._backward_pre_hooks
         or module._backward_hooks
+        or other._compiled_call_impl is not None
+        or other._forward_pre_hooks
+        or other._forward_hooks
+        or other._backward_pre_hooks
+        or other._backward_hooks
         or torch_module._global_forward_pre_hooks
         or torch_module._global_forward_hooks
         or torch_module._global_backward_pre_hooks
