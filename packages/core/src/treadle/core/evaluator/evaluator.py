@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from treadle.core.evaluator.metric import BaseMetric, batch_length
+from treadle.core.evaluator.metric import BaseMetric
 
 if TYPE_CHECKING:
     from treadle.core.evaluator.collectives import Collectives
@@ -121,10 +121,10 @@ class Evaluator:
             data_batch: The batch from the dataloader.
 
         Raises:
-            ValueError: Batched outputs whose values differ in length.
+            ValueError: Batched outputs whose values differ in length (raised by the metrics,
+                each of which checks the batch it splits or reads).
         """
         if isinstance(data_samples, Mapping):  # batched outputs: {key: batch-major values}
-            batch_length(data_samples)
             for metric in self.metrics:
                 metric.process_batch(data_batch, data_samples)
             return

@@ -78,8 +78,6 @@ class Accuracy(BaseMetric):
             ValueError: ``gt_label`` or both predictions are missing, or a value does not hold
                 one label (or one row of scores) per sample; the message names the key.
         """
-        import torch
-
         n = batch_length(outputs)
         if "gt_label" not in outputs or not ("pred_score" in outputs or "pred_label" in outputs):
             raise ValueError(
@@ -94,7 +92,7 @@ class Accuracy(BaseMetric):
                     "Accuracy's batched pred_score must be (batch, classes), got shape "
                     f"{tuple(scores.shape)}"
                 )
-            rows = scores.to(torch.float32).unbind()
+            rows = scores.float().unbind()
             self.results.extend(
                 {"gt_label": g, "pred_score": s} for g, s in zip(gt, rows, strict=True)
             )
@@ -224,8 +222,8 @@ def _batch_results(samples: list[Any]) -> list[dict[str, Any]] | None:
 
 def _batch_labels(value: Any, key: str, n: int) -> list[int]:
     """The ``n`` class indices of a batched ``key`` (``N`` or ``(N, 1)`` values) as ints."""
-    labels = _as_tensor(value)
-    if labels.numel() != n or (labels.dim() > 1 and labels.shape[0] != n):
+    labels = _as_tensor(value)  # its first dimension is n (batch_length checked it)
+    if labels.numel() != n:
         raise ValueError(
             f"Accuracy is for single-label classification: batched {key} must hold one class "
             f"index per sample ({n}), got shape {tuple(labels.shape)}"

@@ -177,9 +177,9 @@ class MessageHub(ManagerMixin):
         # losses) passes HistoryBuffer.update's checks: append it here, as HistoryBuffer._append
         # does, without its frame (this runs several times per training iteration).
         if type(count) is int:
-            if kind is float:
-                buffer = self._log_scalars.get(key)
-                if buffer is not None:
+            buffer = self._log_scalars.get(key)
+            if buffer is not None:
+                if kind is float:
                     buffer._has_float = True
                     values = buffer._values
                     values.append(value)
@@ -187,9 +187,7 @@ class MessageHub(ManagerMixin):
                     if len(values) > buffer._trim_at:
                         buffer._trim()
                     return
-            elif kind is _history_buffer._Tensor and not value.requires_grad and not value.dim():
-                buffer = self._log_scalars.get(key)
-                if buffer is not None:
+                if kind is _history_buffer._Tensor and not value.requires_grad and not value.dim():
                     buffer._append(value, count, True)
                     return
         if kind is not float and not (kind is _history_buffer._Tensor and not value.dim()):
