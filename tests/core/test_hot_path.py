@@ -364,7 +364,8 @@ def test_train_iteration_goes_through_pluggy_when_monitored(toy_cfg: Any) -> Non
     runner.train()
     assert points.count("before_train_iter") == points.count("after_train_iter") == 3
     undo()
-    assert runner._hooks.train_iter_functions() is not None  # direct again without monitoring
+    assert runner._hooks.train_iter_plan is None  # undoing the monitoring forgot the plan
+    assert runner._hooks.train_iter_functions(runner) is not None  # direct again
 
 
 def test_runner_counters_follow_the_train_loop_attribute(toy_cfg: Any) -> None:
@@ -694,3 +695,46 @@ def test_a_model_may_return_batched_validation_outputs(toy_cfg: Any) -> None:
         metrics.append(runner.val())
     assert set(metrics[0]) >= {"accuracy/top1", "val_loss"}
     assert metrics[1] == metrics[0]
+
+
+def test_cast_data_returns_a_new_dict_of_the_same_cpu_tensors() -> None:
+    from treadle.core.model import BaseDataPreprocessor
+
+    pre = BaseDataPreprocessor()
+    batch = {"inputs": torch.ones(2), "labels": torch.zeros(2, dtype=torch.long)}
+    out = pre.cast_data(batch)
+    assert out == batch
+    assert out is not batch
+    assert all(out[k] is batch[k] for k in batch)
+    # anything else in the dict takes the general path, recursing into it
+    mixed = {"inputs": torch.ones(2), "meta": [torch.zeros(1), "a"], "id": 3}
+    cast = pre.cast_data(mixed)
+    assert cast is not mixed
+    assert cast["meta"] is not mixed["meta"]
+    assert cast["meta"][0] is mixed["meta"][0]
+    assert cast["meta"][1] == "a"
+    assert cast["id"] == 3
+    # a tensor elsewhere than the module is moved, even among CPU ones
+    meta = BaseDataPreprocessor().to("meta")
+    moved = meta.cast_data({"a": torch.ones(1), "b": torch.ones(1)})
+    assert {t.device.type for t in moved.values()} == {"meta"}
+
+
+def test_hooks_write_iter_and_eta_as_update_info_would(toy_cfg: Any) -> None:
+    runner = Runner.from_cfg(toy_cfg(train_cfg={"by_epoch": False, "max_iters": 3}))
+    runner.train()
+    hub = runner.message_hub
+    state = hub.state_dict()
+    assert state["resumed_keys"]["iter"] is True
+    assert state["resumed_keys"]["eta"] is True
+    assert state["runtime_info"]["iter"] == 2  # the index of the last iteration
+    assert state["runtime_info"]["eta"] == 0.0  # none left after it
+    # a key registered with resumed=False keeps its flag: the value is updated, not saved
+    fresh = new_hub()
+    fresh.update_info("eta", 1.0, resumed=False)
+    runner.message_hub = fresh  # type: ignore[misc]
+    from treadle.core.hooks import IterTimerHook
+
+    IterTimerHook().after_train_iter(runner, 0, None, None)
+    assert fresh.get_info("eta") != 1.0
+    assert "eta" not in fresh.state_dict()["runtime_info"]

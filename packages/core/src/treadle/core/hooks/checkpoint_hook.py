@@ -273,6 +273,12 @@ class CheckpointHook(Hook):
             runner.logger.info(f"Saving checkpoint at {runner.epoch + 1} epochs")
             self._save_checkpoint(runner)
 
+    def idle_points(self, runner: Any) -> tuple[str, ...]:
+        """``after_train_iter`` when saving by epoch (unless a subclass has its own)."""
+        if self.by_epoch and type(self).after_train_iter is CheckpointHook.after_train_iter:
+            return ("after_train_iter",)
+        return ()
+
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
     ) -> None:

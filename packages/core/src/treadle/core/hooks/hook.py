@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from treadle.core.hookspecs import LIFECYCLE_HOOKS
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
 __all__ = ["POINTS", "Hook", "Priority", "get_priority", "implemented_points"]
 
@@ -221,6 +221,17 @@ class Hook:
     def is_last_train_iter(self, runner: Any) -> bool:
         """Whether the current iteration is the last training iteration."""
         return bool(runner.iter + 1 == runner.max_iters)
+
+    def idle_points(self, runner: Any) -> Collection[str]:
+        """The per-iteration training points (``before_train_iter``, ``after_train_iter``) at
+        which this hook has nothing to do until the next training epoch starts (new in treadle).
+
+        The train loops ask at the start of each training epoch, after ``before_train_epoch``
+        (an iteration-based run has one), and do not call the hook at these points for the rest
+        of that epoch. This only saves calls: a hook called there anyway (through pluggy, when
+        hook calls are traced) must do nothing. By default, none.
+        """
+        return ()
 
     def get_triggered_stages(self) -> list[str]:
         """The points this hook implements, in lifecycle order (MMEngine's name)."""

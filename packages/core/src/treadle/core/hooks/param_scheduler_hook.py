@@ -26,6 +26,22 @@ class ParamSchedulerHook(Hook):
 
     priority = "LOW"
 
+    def idle_points(self, runner: Any) -> tuple[str, ...]:
+        """``after_train_iter`` when no scheduler steps by iteration (none, or all by epoch)
+        and the class keeps this one's ``after_train_iter``."""
+        if type(self).after_train_iter is not ParamSchedulerHook.after_train_iter:
+            return ()
+        schedulers = runner.param_schedulers
+        if schedulers is None:
+            return ("after_train_iter",)
+        lists = schedulers.values() if isinstance(schedulers, dict) else [schedulers]
+        if all(
+            isinstance(group, list) and all(getattr(s, "by_epoch", None) is True for s in group)
+            for group in lists
+        ):
+            return ("after_train_iter",)
+        return ()
+
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None
     ) -> None:

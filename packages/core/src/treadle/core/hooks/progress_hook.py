@@ -15,12 +15,10 @@ line is always the last line on the screen. ``print()`` output that bypasses the
 coordinated: it lands after the progress line until the next redraw.
 
 Cost. When the output is not a terminal (a file, a pipe, pytest's capture, a rank other than 0)
-the hook does nothing: its one per-iteration point (``after_train_iter``; ``after_val_iter`` /
-``after_test_iter`` in evaluation) returns after one attribute test. Measured on CPython 3.11:
-the method itself about 40 ns; with the Runner's dispatch of one more implementation about
-0.2 µs per iteration in all (0.6 µs when called through pluggy's own hook caller). A hook
-instance cannot withdraw its points after registration, so this is the floor for a default-on
-hook; ``default_hooks=dict(progress=None)`` removes it.
+the hook does nothing: the train loops do not call its per-iteration point
+(``after_train_iter``, see :meth:`~treadle.core.hooks.Hook.idle_points`), and in evaluation
+(``after_val_iter`` / ``after_test_iter``) it returns after one attribute test.
+``default_hooks=dict(progress=None)`` removes it altogether.
 
 When it is active, an iteration costs one clock read. A redraw (at most every
 ``refresh_interval`` seconds, or after a log line wiped the display) formats and writes one line,
@@ -260,6 +258,13 @@ class ProgressHook(Hook):
         self._training = False
         if self._active:
             self.clear()
+
+    def idle_points(self, runner: Any) -> tuple[str, ...]:
+        """Without a display (decided in ``before_run``), nothing to do per iteration (unless a
+        subclass has its own ``after_train_iter``)."""
+        if self._active or type(self).after_train_iter is not ProgressHook.after_train_iter:
+            return ()
+        return ("after_train_iter",)
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None

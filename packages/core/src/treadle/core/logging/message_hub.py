@@ -170,31 +170,38 @@ class MessageHub(ManagerMixin):
             TypeError: ``value`` or ``count`` has a wrong type.
             ValueError: ``resumed`` differs from an earlier update of ``key``.
         """
-        if self._resumed_keys.get(key) is not resumed:
-            self._set_resumed_keys(key, resumed)
         kind = type(value)
         # What the hooks log every iteration (timings and learning rates as floats, detached 0-d
-        # losses) passes HistoryBuffer.update's checks: append it here, as HistoryBuffer._append
-        # does, without its frame (this runs several times per training iteration).
-        if type(count) is int:
-            buffer = self._log_scalars.get(key)
-            if buffer is not None:
-                if kind is float:
-                    buffer._has_float = True
-                    values = buffer._values
-                    values.append(value)
-                    buffer._counts.append(count)
-                    if len(values) > buffer._trim_at:
-                        buffer._trim()
-                    return
-                if kind is _history_buffer._Tensor and not value.requires_grad and not value.dim():
-                    buffer._append(value, count, True)
-                    return
+        # losses) to a key they logged before passes HistoryBuffer.update's checks: append it
+        # here, as HistoryBuffer._append does, without its frames (this runs several times per
+        # training iteration).
+        buffer = self._log_scalars.get(key)
+        if buffer is not None and type(count) is int and self._resumed_keys.get(key) is resumed:
+            if kind is float:
+                buffer._has_float = True
+                values = buffer._values
+                values.append(value)
+                buffer._counts.append(count)
+                if len(values) > buffer._trim_at:
+                    buffer._trim()
+                return
+            if kind is _history_buffer._Tensor and not value.requires_grad and not value.dim():
+                values = buffer._values
+                pending = buffer._pending
+                pending.append(len(values))
+                values.append(value)
+                buffer._counts.append(count)
+                if len(pending) >= _history_buffer.MAX_PENDING:
+                    buffer._flush()
+                if len(values) > buffer._trim_at:
+                    buffer._trim()
+                return
+        if self._resumed_keys.get(key) is not resumed:
+            self._set_resumed_keys(key, resumed)
         if kind is not float and not (kind is _history_buffer._Tensor and not value.dim()):
             value = _scalar_value(key, value)
         if type(count) is not int:
             _check_count(count)
-        buffer = self._log_scalars.get(key)
         if buffer is None:
             buffer = self._log_scalars[key] = HistoryBuffer()
         buffer.update(value, count)

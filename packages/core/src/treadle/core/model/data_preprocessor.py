@@ -18,6 +18,8 @@ from treadle.core.model.utils import stack_batch
 
 __all__ = ["BaseDataPreprocessor", "ImgDataPreprocessor"]
 
+_Tensor = torch.Tensor
+
 
 class BaseDataPreprocessor(nn.Module):
     """Move a batch to the target device; subclasses add batch-level preprocessing.
@@ -48,13 +50,21 @@ class BaseDataPreprocessor(nn.Module):
         ``.to(device, non_blocking=...)``; strings, bytes, ``None`` and everything else are
         returned as they are.
         """
-        if type(data) is not dict and isinstance(data, torch.Tensor):
+        kind = type(data)
+        if kind is dict and self._device.type == "cpu":
+            # The usual CPU batch, a dict of CPU tensors, stays as it is (in a new dict).
+            for value in data.values():
+                if type(value) is not _Tensor or not value.is_cpu:
+                    break
+            else:
+                return data.copy()
+        if kind is not dict and isinstance(data, torch.Tensor):
             if data.device == self._device:  # already there: skip the dispatcher
                 return data
             return data.to(self._device, non_blocking=self._non_blocking)
-        if type(data) is dict or isinstance(data, Mapping):
-            cast: dict[Any, Any] = {}
+        if kind is dict or isinstance(data, Mapping):
             on_cpu = self._device.type == "cpu"
+            cast: dict[Any, Any] = {}
             for key, value in data.items():  # a loop, not a comprehension: one call less
                 # CPU tensors for a CPU model stay as they are, without a call.
                 if on_cpu and type(value) is torch.Tensor and value.is_cpu:

@@ -25,13 +25,16 @@ every call goes through pluggy itself.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import pluggy
 
 from treadle.core.hooks.hook import POINTS, Hook, get_priority, implemented_points
 from treadle.core.hookspecs import LIFECYCLE_HOOKS
 from treadle.core.plugins import new_plugin_manager
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 _LIFECYCLE = frozenset(LIFECYCLE_HOOKS)
 #: pluggy's default executor; any other (tracing, monitoring) means: call through pluggy.
@@ -55,7 +58,24 @@ class _Positional(NamedTuple):
 
 
 class _Manager(pluggy.PluginManager):
-    """Treats a Hook subclass's overridden lifecycle methods as implementations."""
+    """Treats a Hook subclass's overridden lifecycle methods as implementations, and tells its
+    :class:`RunnerHookManager` when call monitoring (tracing) starts or stops."""
+
+    _on_monitoring_change: Any = None
+
+    def add_hookcall_monitoring(self, before: Any, after: Any) -> Any:
+        undo = super().add_hookcall_monitoring(before, after)
+        self._monitoring_changed()
+
+        def undo_and_tell() -> None:
+            undo()
+            self._monitoring_changed()
+
+        return undo_and_tell
+
+    def _monitoring_changed(self) -> None:
+        if self._on_monitoring_change is not None:
+            self._on_monitoring_change()
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
         opts = super().parse_hookimpl_opts(plugin, name)
@@ -80,6 +100,24 @@ def _implemented(hook: Hook) -> frozenset[str]:
     return points
 
 
+def _busy(
+    functions: tuple[Any, ...], point: str, runner: Any, idle: dict[int, Collection[str]]
+) -> tuple[Any, ...]:
+    """``functions`` but the methods of hooks whose ``idle_points(runner)`` name ``point``."""
+    kept = []
+    for function in functions:
+        owner = getattr(function, "__self__", None)
+        ask = getattr(owner, "idle_points", None)
+        if ask is not None:
+            points = idle.get(id(owner))
+            if points is None:
+                points = idle[id(owner)] = ask(runner)
+            if point in points:
+                continue
+        kept.append(function)
+    return tuple(kept)
+
+
 class RunnerHookManager:
     """The hooks of one Runner, called in priority order.
 
@@ -94,7 +132,13 @@ class RunnerHookManager:
         #: Whether hooks were registered since pluggy was last brought up to date.
         self._dirty = False
         self._plans: dict[str, _Positional | _Plan | None] = {}
-        self._train_iter_functions: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
+        #: What the train loops call at ``before_train_iter`` and ``after_train_iter``: the
+        #: ``(before, after)`` functions of :meth:`train_iter_functions`, ``False`` when those
+        #: points must go through :meth:`call`, ``None`` until :meth:`train_iter_functions`
+        #: decides. Reset when a hook is registered, when call monitoring (tracing) starts or
+        #: stops, and at the start of each training epoch (:meth:`new_train_epoch`).
+        self.train_iter_plan: tuple[tuple[Any, ...], tuple[Any, ...]] | Literal[False] | None = None
+        self._pluggy._on_monitoring_change = self.new_train_epoch
 
     def register(self, hook: object, priority: int | str | None = None) -> None:
         """Add ``hook`` with ``priority`` (default: its ``priority`` attribute, else NORMAL).
@@ -122,7 +166,7 @@ class RunnerHookManager:
         # pluggy is re-registered when next read (sync); the plans built from it are stale now.
         self._dirty = True
         self._plans.clear()
-        self._train_iter_functions = None
+        self.train_iter_plan = None
 
     @property
     def _pm(self) -> pluggy.PluginManager:
@@ -184,26 +228,38 @@ class RunnerHookManager:
             else:
                 function(*required)
 
-    def train_iter_functions(self) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+    def train_iter_functions(self, runner: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
         """``(before, after)``: the implementations of ``before_train_iter`` and
         ``after_train_iter`` for the train loops to call by position, in the spec's argument
-        order, with one call here per iteration instead of one :meth:`call` per point.
+        order, without a :meth:`call` per point; kept in :attr:`train_iter_plan`.
+
+        A hook's implementation is left out when the hook's ``idle_points(runner)`` (see
+        :meth:`Hook.idle_points <treadle.core.hooks.Hook.idle_points>`) names that point.
 
         None when either point must go through :meth:`call` (pluggy tracing or monitoring, a
         wrapper, or an implementation that takes other arguments).
         """
         if self._pluggy._inner_hookexec is not _DEFAULT_EXEC:
+            self.train_iter_plan = False
             return None
-        functions = self._train_iter_functions
-        if functions is None:
-            before, after = (
-                self._cached_plan("before_train_iter"),
-                self._cached_plan("after_train_iter"),
-            )
-            if not (isinstance(before, _Positional) and isinstance(after, _Positional)):
-                return None
-            functions = self._train_iter_functions = (before.functions, after.functions)
+        before, after = (
+            self._cached_plan("before_train_iter"),
+            self._cached_plan("after_train_iter"),
+        )
+        if not (isinstance(before, _Positional) and isinstance(after, _Positional)):
+            self.train_iter_plan = False
+            return None
+        idle: dict[int, Collection[str]] = {}  # per hook object, asked once
+        functions = (
+            _busy(before.functions, "before_train_iter", runner, idle),
+            _busy(after.functions, "after_train_iter", runner, idle),
+        )
+        self.train_iter_plan = functions
         return functions
+
+    def new_train_epoch(self) -> None:
+        """Forget :attr:`train_iter_plan` (hooks are asked for their idle points again)."""
+        self.train_iter_plan = None
 
     def _cached_plan(self, name: str) -> _Positional | _Plan | None:
         try:
@@ -246,7 +302,7 @@ class RunnerHookManager:
         """
         self._dirty = False
         self._plans.clear()
-        self._train_iter_functions = None
+        self.train_iter_plan = None
         pm = self._pluggy
         for _, _, hook in self._entries:
             if pm.is_registered(hook):

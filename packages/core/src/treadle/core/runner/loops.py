@@ -174,8 +174,10 @@ class _TrainLoopMixin:
     def _train_iter(self, idx: int, data_batch: Any) -> None:
         """One training step between ``before_train_iter`` and ``after_train_iter``."""
         runner = self._runner
-        functions = runner._hooks.train_iter_functions() if runner._direct_hooks else None
-        if functions is not None:  # the usual case: call the implementations by position
+        functions = runner._hooks.train_iter_plan
+        if functions is None:  # decided once per epoch, and again after hooks change
+            functions = runner._hooks.train_iter_functions(runner)
+        if functions and runner._direct_hooks:  # the usual case: call the implementations
             for function in functions[0]:
                 function(runner, idx, data_batch)
             outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
@@ -272,6 +274,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         """Train one epoch (from the resumed batch when resuming mid-epoch)."""
         runner = self.runner
         runner.call_hook("before_train_epoch")
+        runner._hooks.new_train_epoch()
         runner.model.train()
         start = self._iter - self._epoch * len(self.dataloader)  # > 0 only when resumed mid-epoch
         _reseed(self.dataloader, self._epoch)
@@ -375,6 +378,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         runner = self.runner
         runner.call_hook("before_train")
         runner.call_hook("before_train_epoch")
+        runner._hooks.new_train_epoch()
         batches = _infinite_batches(self.dataloader, self._iter, runner)
         self._apply_pending_rng()
         runner.model.train()
