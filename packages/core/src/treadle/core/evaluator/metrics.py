@@ -93,12 +93,12 @@ class Accuracy(BaseMetric):
                     f"{tuple(scores.shape)}"
                 )
             rows = scores.float().unbind()
-            self.results.extend(
+            self.results += [
                 {"gt_label": g, "pred_score": s} for g, s in zip(gt, rows, strict=True)
-            )
+            ]
             return
         pred = _batch_labels(outputs["pred_label"], "pred_label", n)
-        self.results.extend({"gt_label": g, "pred_label": p} for g, p in zip(gt, pred, strict=True))
+        self.results += [{"gt_label": g, "pred_label": p} for g, p in zip(gt, pred, strict=True)]
 
     def _results_to_cpu(self, results: list[Any]) -> list[Any]:
         # This class's process() stores CPU tensors only; a subclass's own process() may not.
@@ -237,7 +237,7 @@ def _label_tensor(values: list[Any]) -> torch.Tensor:
     """The labels of every sample (ints, or one-element tensors) as one int64 tensor."""
     import torch
 
-    if all(type(value) is int for value in values):
+    if set(map(type, values)) == {int}:  # the usual case, without a Python step per sample
         return torch.tensor(values, dtype=torch.int64)
     return torch.cat(
         [
