@@ -418,6 +418,40 @@ def test_distributed_evaluate_without_round_up() -> None:
     assert outputs[0]["ids/order"] == list(range(7))
 
 
+@pytest.mark.parametrize("world_size", [2, 3])
+@pytest.mark.parametrize("size", [5, 7, 9])
+@pytest.mark.parametrize("batch_size", [2, 4])
+def test_distributed_accuracy_of_batched_outputs_counts_each_sample_once(
+    world_size: int, size: int, batch_size: int
+) -> None:
+    """Batched outputs (one dict of batch tensors per step) are kept one result per sample, so
+    merging the ranks' results puts them in dataset order and drops the padding as for
+    per-sample outputs: the accuracy is that of the dataset, each sample counted once."""
+    import torch
+
+    from treadle.core.evaluator import Accuracy
+
+    gt = [i % 3 for i in range(size)]
+    pred = [0] * size  # right exactly where gt is 0; the padding repeats sample 0, a right one
+    world = SimulatedWorld(world_size)
+    metrics = [Accuracy() for _ in range(world_size)]
+    for rank, (metric, indices) in enumerate(zip(metrics, shard(size, world_size), strict=True)):
+        metric.collectives = SimulatedRank(rank, world)
+        for start in range(0, len(indices), batch_size):
+            batch = indices[start : start + batch_size]
+            metric.process_batch(
+                None,
+                {
+                    "gt_label": torch.tensor([gt[i] for i in batch]),
+                    "pred_label": torch.tensor([pred[i] for i in batch]),
+                },
+            )
+    world.parts = [list(metric.results) for metric in metrics]
+    outputs = [metric.evaluate(size) for metric in metrics]
+    expected = 100 * sum(g == p for g, p in zip(gt, pred, strict=True)) / size
+    assert outputs == [{"accuracy/top1": pytest.approx(expected)}] * world_size
+
+
 def test_failure_on_rank0_reaches_the_other_ranks() -> None:
     samples = [{"id": i} for i in range(4)]
     world = SimulatedWorld(2)
