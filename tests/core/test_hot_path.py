@@ -720,7 +720,7 @@ def test_cast_data_returns_a_new_dict_of_the_same_cpu_tensors() -> None:
     assert {t.device.type for t in moved.values()} == {"meta"}
 
 
-def test_hooks_write_iter_and_eta_as_update_info_would(toy_cfg: Any) -> None:
+def test_hooks_record_iter_and_eta_as_resumed_info(toy_cfg: Any) -> None:
     runner = Runner.from_cfg(toy_cfg(train_cfg={"by_epoch": False, "max_iters": 3}))
     runner.train()
     hub = runner.message_hub
@@ -729,12 +729,13 @@ def test_hooks_write_iter_and_eta_as_update_info_would(toy_cfg: Any) -> None:
     assert state["resumed_keys"]["eta"] is True
     assert state["runtime_info"]["iter"] == 2  # the index of the last iteration
     assert state["runtime_info"]["eta"] == 0.0  # none left after it
-    # a key registered with resumed=False keeps its flag: the value is updated, not saved
+    # a key registered with resumed=False: the hook's update_info says so, and changes nothing
     fresh = new_hub()
     fresh.update_info("eta", 1.0, resumed=False)
     runner.message_hub = fresh  # type: ignore[misc]
     from treadle.core.hooks import IterTimerHook
 
-    IterTimerHook().after_train_iter(runner, 0, None, None)
-    assert fresh.get_info("eta") != 1.0
+    with pytest.raises(ValueError, match="'eta' was updated with resumed=False"):
+        IterTimerHook().after_train_iter(runner, 0, None, None)
+    assert fresh.get_info("eta") == 1.0
     assert "eta" not in fresh.state_dict()["runtime_info"]

@@ -274,10 +274,8 @@ class CheckpointHook(Hook):
             self._save_checkpoint(runner)
 
     def idle_points(self, runner: Any) -> tuple[str, ...]:
-        """``after_train_iter`` when saving by epoch (unless a subclass has its own)."""
-        if self.by_epoch and type(self).after_train_iter is CheckpointHook.after_train_iter:
-            return ("after_train_iter",)
-        return ()
+        """``after_train_iter`` when saving by epoch."""
+        return ("after_train_iter",) if self.by_epoch else ()
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None

@@ -229,7 +229,9 @@ class Hook:
         The train loops ask at the start of each training epoch, after ``before_train_epoch``
         (an iteration-based run has one), and do not call the hook at these points for the rest
         of that epoch. This only saves calls: a hook called there anyway (through pluggy, when
-        hook calls are traced) must do nothing. By default, none.
+        hook calls are traced) must do nothing. The answer covers the methods of the class that
+        defines ``idle_points`` and of its bases: a subclass that overrides a point's method
+        without overriding ``idle_points`` is called there. By default, none.
         """
         return ()
 

@@ -69,12 +69,8 @@ class IterTimerHook(Hook):
         hub.update_scalar("train/time", iter_time)
         self.time_sec_tot += iter_time
         done = runner.iter + 1
-        eta = self.time_sec_tot / (done - self.start_iter) * (runner.max_iters - done)
-        info = hub._runtime_info  # hub.runtime_info without its property's frame
-        if "eta" in info:  # set through update_info (and its resumed flag) the first time
-            info["eta"] = eta
-        else:
-            hub.update_info("eta", eta)
+        time_sec_avg = self.time_sec_tot / (done - self.start_iter)
+        hub.update_info("eta", time_sec_avg * (runner.max_iters - done))
 
     def _before_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, mode: str = "train"

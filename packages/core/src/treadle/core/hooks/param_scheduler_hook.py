@@ -27,10 +27,7 @@ class ParamSchedulerHook(Hook):
     priority = "LOW"
 
     def idle_points(self, runner: Any) -> tuple[str, ...]:
-        """``after_train_iter`` when no scheduler steps by iteration (none, or all by epoch)
-        and the class keeps this one's ``after_train_iter``."""
-        if type(self).after_train_iter is not ParamSchedulerHook.after_train_iter:
-            return ()
+        """``after_train_iter`` when no scheduler steps by iteration (none, or all by epoch)."""
         schedulers = runner.param_schedulers
         if schedulers is None:
             return ("after_train_iter",)

@@ -260,11 +260,8 @@ class ProgressHook(Hook):
             self.clear()
 
     def idle_points(self, runner: Any) -> tuple[str, ...]:
-        """Without a display (decided in ``before_run``), nothing to do per iteration (unless a
-        subclass has its own ``after_train_iter``)."""
-        if self._active or type(self).after_train_iter is not ProgressHook.after_train_iter:
-            return ()
-        return ("after_train_iter",)
+        """Without a display (decided in ``before_run``), nothing to do per iteration."""
+        return () if self._active else ("after_train_iter",)
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Any = None

@@ -97,11 +97,7 @@ class RuntimeInfoHook(Hook):
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
         """Record the iteration about to start and the learning rates."""
         hub = runner.message_hub
-        info = hub._runtime_info  # hub.runtime_info without its property's frame
-        if "iter" in info:  # known to the hub (and its resumed flag) since before_train
-            info["iter"] = runner.iter
-        else:
-            hub.update_info("iter", runner.iter)
+        hub.update_info("iter", runner.iter)
         wrapper = runner.optim_wrapper
         if (
             getattr(wrapper, "_plain_get_lr", False)  # a wrapper class keeping BaseOptimWrapper's

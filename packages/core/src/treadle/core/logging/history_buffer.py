@@ -227,8 +227,8 @@ class HistoryBuffer:
         """Append a checked value: a number (the caller sets ``_has_float`` for a float) or,
         with ``pending``, a detached 0-d tensor, converted when a statistic is asked for.
 
-        ``MessageHub.update_scalar`` appends floats and detached 0-d tensors itself, as this
-        does (values, counts, pending, flush, trim): change both together."""
+        ``MessageHub.update_scalar`` appends floats itself, as the non-pending branch here does
+        (values, counts, trim): change both together."""
         values = self._values
         if pending:
             self._pending.append(len(values))

@@ -173,8 +173,7 @@ class MessageHub(ManagerMixin):
         kind = type(value)
         # What the hooks log every iteration (timings and learning rates as floats, detached 0-d
         # losses) to a key they logged before passes HistoryBuffer.update's checks: append it
-        # here, as HistoryBuffer._append does, without its frames (this runs several times per
-        # training iteration).
+        # through HistoryBuffer._append, floats (three per iteration) without even its frame.
         buffer = self._log_scalars.get(key)
         if buffer is not None and type(count) is int and self._resumed_keys.get(key) is resumed:
             if kind is float:
@@ -186,15 +185,7 @@ class MessageHub(ManagerMixin):
                     buffer._trim()
                 return
             if kind is _history_buffer._Tensor and not value.requires_grad and not value.dim():
-                values = buffer._values
-                pending = buffer._pending
-                pending.append(len(values))
-                values.append(value)
-                buffer._counts.append(count)
-                if len(pending) >= _history_buffer.MAX_PENDING:
-                    buffer._flush()
-                if len(values) > buffer._trim_at:
-                    buffer._trim()
+                buffer._append(value, count, True)
                 return
         if self._resumed_keys.get(key) is not resumed:
             self._set_resumed_keys(key, resumed)

@@ -100,6 +100,20 @@ def _implemented(hook: Hook) -> frozenset[str]:
     return points
 
 
+def _defined_in(cls: type, name: str) -> type | None:
+    """The class of ``cls``'s MRO whose own namespace holds ``name``."""
+    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+
+
+def _speaks_for(owner: object, function: Any) -> bool:
+    """Whether ``owner``'s ``idle_points`` was written with ``function`` (its bound method) in
+    view: defined in the class that defines ``function`` or in a subclass of it. A subclass that
+    overrides a point's method but not ``idle_points`` is called there regardless."""
+    idle_cls = _defined_in(type(owner), "idle_points")
+    impl_cls = _defined_in(type(owner), getattr(function, "__name__", ""))
+    return idle_cls is None or impl_cls is None or issubclass(idle_cls, impl_cls)
+
+
 def _busy(
     functions: tuple[Any, ...], point: str, runner: Any, idle: dict[int, Collection[str]]
 ) -> tuple[Any, ...]:
@@ -108,7 +122,7 @@ def _busy(
     for function in functions:
         owner = getattr(function, "__self__", None)
         ask = getattr(owner, "idle_points", None)
-        if ask is not None:
+        if ask is not None and _speaks_for(owner, function):
             points = idle.get(id(owner))
             if points is None:
                 points = idle[id(owner)] = ask(runner)
@@ -136,9 +150,9 @@ class RunnerHookManager:
         #: ``(before, after)`` functions of :meth:`train_iter_functions`, ``False`` when those
         #: points must go through :meth:`call`, ``None`` until :meth:`train_iter_functions`
         #: decides. Reset when a hook is registered, when call monitoring (tracing) starts or
-        #: stops, and at the start of each training epoch (:meth:`new_train_epoch`).
+        #: stops, and at the start of each training epoch (:meth:`forget_train_iter_plan`).
         self.train_iter_plan: tuple[tuple[Any, ...], tuple[Any, ...]] | Literal[False] | None = None
-        self._pluggy._on_monitoring_change = self.new_train_epoch
+        self._pluggy._on_monitoring_change = self.forget_train_iter_plan
 
     def register(self, hook: object, priority: int | str | None = None) -> None:
         """Add ``hook`` with ``priority`` (default: its ``priority`` attribute, else NORMAL).
@@ -166,7 +180,7 @@ class RunnerHookManager:
         # pluggy is re-registered when next read (sync); the plans built from it are stale now.
         self._dirty = True
         self._plans.clear()
-        self.train_iter_plan = None
+        self.forget_train_iter_plan()
 
     @property
     def _pm(self) -> pluggy.PluginManager:
@@ -257,8 +271,10 @@ class RunnerHookManager:
         self.train_iter_plan = functions
         return functions
 
-    def new_train_epoch(self) -> None:
-        """Forget :attr:`train_iter_plan` (hooks are asked for their idle points again)."""
+    def forget_train_iter_plan(self) -> None:
+        """Forget :attr:`train_iter_plan`: it is decided again (hooks asked for their idle
+        points again) at the next training iteration. The train loops call this at each
+        epoch's start."""
         self.train_iter_plan = None
 
     def _cached_plan(self, name: str) -> _Positional | _Plan | None:
@@ -302,7 +318,7 @@ class RunnerHookManager:
         """
         self._dirty = False
         self._plans.clear()
-        self.train_iter_plan = None
+        self.forget_train_iter_plan()
         pm = self._pluggy
         for _, _, hook in self._entries:
             if pm.is_registered(hook):

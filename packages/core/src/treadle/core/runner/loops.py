@@ -274,7 +274,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         """Train one epoch (from the resumed batch when resuming mid-epoch)."""
         runner = self.runner
         runner.call_hook("before_train_epoch")
-        runner._hooks.new_train_epoch()
+        runner._hooks.forget_train_iter_plan()
         runner.model.train()
         start = self._iter - self._epoch * len(self.dataloader)  # > 0 only when resumed mid-epoch
         _reseed(self.dataloader, self._epoch)
@@ -378,7 +378,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         runner = self.runner
         runner.call_hook("before_train")
         runner.call_hook("before_train_epoch")
-        runner._hooks.new_train_epoch()
+        runner._hooks.forget_train_iter_plan()
         batches = _infinite_batches(self.dataloader, self._iter, runner)
         self._apply_pending_rng()
         runner.model.train()
