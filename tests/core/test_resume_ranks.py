@@ -131,6 +131,11 @@ WORKER = textwrap.dedent(
     )
     dist.barrier()
     dist.destroy_process_group()
+    # Leave without the interpreter's teardown: gloo's threads, destroyed at exit while the
+    # other rank's process is going away, can abort ("terminate called without an active
+    # exception", seen once in CI) after all the work above is done and saved.
+    sys.stdout.flush()
+    os._exit(0)
     """
 )
 
